@@ -1,0 +1,101 @@
+#include "engine/cuda/runtime.h"
+
+#include "engine/error.h"
+
+namespace vimoe::cuda {
+
+#ifdef VIMOE_WITH_CUDA
+
+namespace {
+struct Probe {
+  int count = 0;
+  std::string reason;
+  Probe() {
+    const cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+      count = 0;
+      reason = std::string("no usable CUDA device: ") + cudaGetErrorString(err);
+      cudaGetLastError();  // clear the sticky error so later probes start clean
+    } else if (count == 0) {
+      reason = "no CUDA device found";
+    }
+  }
+};
+const Probe& probe() {
+  static const Probe p;
+  return p;
+}
+}  // namespace
+
+int device_count() { return probe().count; }
+std::string unavailable_reason() { return probe().reason; }
+
+std::string device_name(int index) {
+  VIMOE_CHECK(index >= 0 && index < device_count(), "cuda::device_name: device ", index,
+              " requested, ", device_count(), " available");
+  cudaDeviceProp prop{};
+  VIMOE_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  return prop.name;
+}
+
+cudaStream_t stream() {
+  static cudaStream_t s = [] {
+    VIMOE_CHECK(is_available(), "CUDA requested but unavailable: ", unavailable_reason());
+    cudaStream_t created;
+    VIMOE_CUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking));
+    return created;
+  }();
+  return s;
+}
+
+cublasHandle_t cublas() {
+  static cublasHandle_t h = [] {
+    cublasHandle_t created;
+    VIMOE_CUBLAS_CHECK(cublasCreate(&created));
+    VIMOE_CUBLAS_CHECK(cublasSetStream(created, stream()));
+    return created;
+  }();
+  return h;
+}
+
+void synchronize() {
+  if (is_available()) VIMOE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device,
+                size_t nbytes) {
+  if (nbytes == 0) return;
+  const cudaMemcpyKind kind = dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice
+                                                             : cudaMemcpyHostToDevice)
+                                            : (src_on_device ? cudaMemcpyDeviceToHost
+                                                             : cudaMemcpyHostToHost);
+  VIMOE_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, stream()));
+  // Pageable host memory may be reused by the caller as soon as we return.
+  if (kind != cudaMemcpyDeviceToDevice) VIMOE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line) {
+  VIMOE_FAIL("CUDA error ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ") in ", expr,
+             " at ", file, ":", line);
+}
+
+void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, int line) {
+  VIMOE_FAIL("cuBLAS error ", cublasGetStatusName(st), " (", cublasGetStatusString(st), ") in ",
+             expr, " at ", file, ":", line);
+}
+
+#else  // CPU-only build
+
+int device_count() { return 0; }
+std::string unavailable_reason() { return "built without CUDA (no nvcc at configure time)"; }
+std::string device_name(int) { VIMOE_FAIL("cuda::device_name: ", unavailable_reason()); }
+void synchronize() {}
+void copy_bytes(void*, bool, const void*, bool, size_t) {
+  VIMOE_FAIL("cuda::copy_bytes: ", unavailable_reason());
+}
+
+#endif
+
+bool is_available() { return device_count() > 0; }
+
+}  // namespace vimoe::cuda

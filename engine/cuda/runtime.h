@@ -1,0 +1,55 @@
+// CUDA runtime plumbing: device detection, the engine's stream, and error checking.
+// Detection works in every build: a CPU-only build or a machine without a driver simply
+// reports no devices, so GPU tests can skip cleanly.
+#pragma once
+#include <string>
+
+#ifdef VIMOE_WITH_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace vimoe::cuda {
+
+// Number of usable CUDA devices; 0 without a CUDA build, a driver or a GPU. Never throws.
+int device_count();
+bool is_available();
+// Why no device is usable ("built without CUDA", the driver's error string); "" if one is.
+std::string unavailable_reason();
+std::string device_name(int index = 0);
+// Blocks until all work queued on the engine's stream has finished (no-op without CUDA).
+void synchronize();
+
+#ifdef VIMOE_WITH_CUDA
+// The stream every engine op enqueues on (one per process; created on first use).
+cudaStream_t stream();
+// The cuBLAS handle bound to stream().
+cublasHandle_t cublas();
+
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line);
+[[noreturn]] void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, int line);
+#endif
+
+}  // namespace vimoe::cuda
+
+#ifdef VIMOE_WITH_CUDA
+// Wrap every CUDA runtime call and every kernel launcher (launchers return cudaGetLastError()).
+#define VIMOE_CUDA_CHECK(expr)                                                       \
+  do {                                                                               \
+    cudaError_t vimoe_err_ = (expr);                                                 \
+    if (vimoe_err_ != cudaSuccess)                                                   \
+      ::vimoe::cuda::throw_cuda_error(vimoe_err_, #expr, __FILE__, __LINE__);        \
+  } while (0)
+#define VIMOE_CUBLAS_CHECK(expr)                                                     \
+  do {                                                                               \
+    cublasStatus_t vimoe_st_ = (expr);                                               \
+    if (vimoe_st_ != CUBLAS_STATUS_SUCCESS)                                          \
+      ::vimoe::cuda::throw_cublas_error(vimoe_st_, #expr, __FILE__, __LINE__);       \
+  } while (0)
+#endif
+
+namespace vimoe::cuda {
+// Copies nbytes between any two devices (host <-> device, device <-> device) through the
+// engine's stream; returns once the bytes have landed.
+void copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t nbytes);
+}  // namespace vimoe::cuda

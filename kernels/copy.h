@@ -1,0 +1,21 @@
+// Strided copy with dtype conversion, and fill: the kernels behind contiguous(), to(dtype),
+// copy_() and the tensor factories.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include "kernels/dtype.h"
+#include "kernels/strided.h"
+
+namespace vimoe::kernels {
+
+// dst[dst_layout(i)] = convert(src[src_layout(i)]) for i in [0, n). Pointers are storage
+// bases: each layout carries its own element offset. Returns cudaGetLastError().
+cudaError_t copy_strided(const void* src, DType src_dtype, const StridedLayout& src_layout,
+                         void* dst, DType dst_dtype, const StridedLayout& dst_layout, int64_t n,
+                         cudaStream_t stream);
+
+// dst[dst_layout(i)] = value for i in [0, n).
+cudaError_t fill(void* dst, DType dtype, const StridedLayout& dst_layout, int64_t n, double value,
+                 cudaStream_t stream);
+
+}  // namespace vimoe::kernels

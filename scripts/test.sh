@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds (CUDA too when nvcc is present) and runs the test suite.
+# Exits non-zero on any failure. Usage: scripts/test.sh [--debug] [ctest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_type=Release
+if [[ "${1:-}" == "--debug" ]]; then build_type=Debug; shift; fi
+
+packages=(cmake g++ ninja-build libgtest-dev libopenblas-dev libstb-dev nlohmann-json3-dev
+          libcli11-dev zlib1g-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "== installing: ${missing[*]}"
+  sudo_cmd=(); [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir="build-${build_type,,}"
+jobs=$(nproc)
+echo "== configuring ($build_type) in $build_dir"
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type"
+echo "== building with $jobs jobs"
+cmake --build "$build_dir" -j "$jobs"
+echo "== testing"
+cd "$build_dir"
+ctest --output-on-failure -j "$jobs" --timeout 600 "$@"

@@ -1,0 +1,88 @@
+// Helpers shared by the test suites.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace vimoe::testing {
+
+// Skips the current test, with the reason, when no CUDA device is usable.
+#define VIMOE_REQUIRE_GPU()                                                        \
+  do {                                                                             \
+    if (!::vimoe::cuda::is_available())                                            \
+      GTEST_SKIP() << "needs a CUDA GPU: " << ::vimoe::cuda::unavailable_reason(); \
+  } while (0)
+
+// Deterministic host values in [lo, hi) (a small LCG: tests must not depend on the
+// engine's own random ops).
+inline Tensor uniform(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1,
+                      DType dtype = DType::F32, Device device = Device::cpu()) {
+  std::vector<double> v(shape_numel(shape));
+  uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
+  for (double& x : v) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    x = lo + (hi - lo) * static_cast<double>(s >> 11) / 9007199254740992.0;
+  }
+  return Tensor::from_vector(v, shape).to(dtype).to(device);
+}
+
+// Same as uniform() but returns a CPU f64 leaf that requires grad (for gradcheck).
+inline Tensor leaf64(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1) {
+  Tensor t = uniform(shape, seed, lo, hi, DType::F64);
+  t.set_requires_grad(true);
+  return t;
+}
+
+// Elementwise |a - b| <= atol + rtol * |b| after converting both to f64 on the CPU; reports
+// the worst element.
+inline ::testing::AssertionResult all_close(const Tensor& a, const Tensor& b, double atol = 1e-5,
+                                            double rtol = 1e-5) {
+  if (a.shape() != b.shape())
+    return ::testing::AssertionFailure()
+           << "shapes differ: " << shape_str(a.shape()) << " vs " << shape_str(b.shape());
+  const std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
+  double worst = 0;
+  int64_t worst_i = -1;
+  for (size_t i = 0; i < va.size(); ++i) {
+    const double err = std::fabs(va[i] - vb[i]);
+    const bool bad = std::isnan(va[i]) != std::isnan(vb[i]) || err > atol + rtol * std::fabs(vb[i]);
+    if (bad && (worst_i < 0 || err > worst)) {
+      worst = err;
+      worst_i = static_cast<int64_t>(i);
+    }
+  }
+  if (worst_i < 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "element " << worst_i << ": " << va[worst_i] << " vs "
+                                       << vb[worst_i] << " (|diff| " << worst << ", atol " << atol
+                                       << ", rtol " << rtol << ")";
+}
+
+// Runs gradcheck and turns its verdict into a gtest assertion.
+inline ::testing::AssertionResult grad_ok(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                          const std::vector<Tensor>& inputs, double atol = 1e-6,
+                                          double rtol = 1e-4) {
+  const GradcheckResult r = gradcheck(f, inputs, 1e-6, atol, rtol);
+  if (r.ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << r.message << " (max abs error " << r.max_abs_error << ")";
+}
+
+// Asserts that `stmt` throws vimoe::Error whose message contains every one of `parts`.
+#define EXPECT_VIMOE_ERROR(stmt, ...)                                                   \
+  do {                                                                                  \
+    try {                                                                               \
+      stmt;                                                                             \
+      ADD_FAILURE() << "expected vimoe::Error from " #stmt;                             \
+    } catch (const ::vimoe::Error& e) {                                                 \
+      const std::string msg = e.what();                                                 \
+      for (const char* part : std::initializer_list<const char*>{__VA_ARGS__})          \
+        EXPECT_NE(msg.find(part), std::string::npos) << "message '" << msg              \
+                                                     << "' lacks '" << part << "'";     \
+    }                                                                                   \
+  } while (0)
+
+}  // namespace vimoe::testing
