@@ -16,6 +16,21 @@ bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
 
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> orphans;
+  auto unlink = [&orphans](Node& n) {
+    n.fn_ = nullptr;  // captured inputs let go of their grad_fn first
+    for (Edge& e : n.next_)
+      if (e.fn && e.fn.use_count() == 1) orphans.push_back(std::move(e.fn));
+  };
+  unlink(*this);
+  while (!orphans.empty()) {
+    std::shared_ptr<Node> n = std::move(orphans.back());
+    orphans.pop_back();
+    unlink(*n);  // n is destroyed at the end of this iteration, with no sole-owned children
+  }
+}
+
 std::vector<Tensor> Node::apply(const Tensor& grad_out) {
   VIMOE_CHECK(!released_, "backward: node '", name_,
               "' was already used by a backward pass and its saved tensors were freed; "

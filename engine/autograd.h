@@ -36,6 +36,12 @@ class Node {
       : name_(std::move(name)), next_(std::move(next)), inputs_(std::move(inputs)),
         fn_(std::move(fn)) {}
 
+  // Destroys the chain of nodes only it owns iteratively: a graph of 10^5 ops would
+  // overflow the stack if each node's destructor ran its predecessor's.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
   const std::string& name() const { return name_; }
   const std::vector<Edge>& next_edges() const { return next_; }
   // Runs the closure and checks that each gradient matches its input's shape; casts a
