@@ -159,7 +159,7 @@ TEST_F(SafetensorsTest, FuzzedFilesNeverCrash) {
         case 3: m.resize(rng() % m.size()); break;
         default: m.resize(m.size() + rng() % 16, static_cast<char>(rng())); break;
       }
-      if (m.empty()) m = "x";
+      if (m.empty()) m.push_back('x');
     }
     write_bytes(p, m);
     try {
