@@ -1,0 +1,127 @@
+#include "engine/optim/adamw.h"
+
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "engine/cpu/adamw.h"
+#include "engine/cuda/runtime.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/reduce.h"
+
+#ifdef VIMOE_WITH_CUDA
+#include "kernels/adamw.h"
+#endif
+
+namespace vimoe::optim {
+
+AdamW::AdamW(std::vector<ParamGroup> groups, Options options)
+    : groups_(std::move(groups)), options_(options) {
+  VIMOE_CHECK(options_.lr >= 0 && options_.eps >= 0 && options_.beta1 >= 0 &&
+                  options_.beta1 < 1 && options_.beta2 >= 0 && options_.beta2 < 1,
+              "AdamW: invalid options (lr ", options_.lr, ", betas ", options_.beta1, ", ",
+              options_.beta2, ", eps ", options_.eps, ")");
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    exp_avg_.emplace_back();
+    exp_avg_sq_.emplace_back();
+    for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+      const Tensor& p = groups_[gi].params[pi];
+      VIMOE_CHECK(p.defined() && p.is_leaf() && p.requires_grad(), "AdamW: parameter ", pi,
+                  " of group ", gi, " must be a leaf that requires grad, found ", describe(p));
+      VIMOE_CHECK((p.dtype() == DType::F32 || p.dtype() == DType::F64) && p.is_contiguous(),
+                  "AdamW: parameter ", pi, " of group ", gi,
+                  " must be contiguous f32 or f64 (master weights), found ", describe(p));
+      const TensorOptions opts(p.dtype(), p.device());
+      exp_avg_[gi].push_back(Tensor::zeros(p.shape(), opts));
+      exp_avg_sq_[gi].push_back(Tensor::zeros(p.shape(), opts));
+    }
+  }
+}
+
+void AdamW::step() {
+  NoGradGuard no_grad;
+  ++step_;
+  const double bc1 = 1 - std::pow(options_.beta1, static_cast<double>(step_));
+  const double bc2 = 1 - std::pow(options_.beta2, static_cast<double>(step_));
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const ParamGroup& group = groups_[gi];
+    const double lr = options_.lr * group.lr_scale;
+    for (size_t pi = 0; pi < group.params.size(); ++pi) {
+      const Tensor& p = group.params[pi];
+      Tensor g = p.grad();
+      if (!g.defined()) continue;
+      g = g.to(p.dtype()).contiguous();
+      const Tensor& m = exp_avg_[gi][pi];
+      const Tensor& v = exp_avg_sq_[gi][pi];
+      if (p.device().is_cpu()) {
+        cpu::adamw_update(p, g, m, v,
+                          {lr, options_.beta1, options_.beta2, options_.eps, group.weight_decay, bc1, bc2});
+      } else {
+#ifdef VIMOE_WITH_CUDA
+        const kernels::AdamWParams s{static_cast<float>(lr), static_cast<float>(options_.beta1),
+                                     static_cast<float>(options_.beta2), static_cast<float>(options_.eps),
+                                     static_cast<float>(group.weight_decay), static_cast<float>(bc1),
+                                     static_cast<float>(bc2)};
+        VIMOE_CUDA_CHECK(kernels::adamw_update(p.dtype(), p.data_ptr(), g.data_ptr(), m.data_ptr(),
+                                               v.data_ptr(), p.numel(), s, cuda::stream()));
+#endif
+      }
+    }
+  }
+}
+
+void AdamW::zero_grad() {
+  for (ParamGroup& g : groups_)
+    for (Tensor& p : g.params) p.zero_grad();
+}
+
+std::map<std::string, Tensor> AdamW::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (size_t gi = 0; gi < groups_.size(); ++gi)
+    for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+      const std::string key = std::to_string(gi) + "." + std::to_string(pi);
+      out.emplace("exp_avg." + key, exp_avg_[gi][pi]);
+      out.emplace("exp_avg_sq." + key, exp_avg_sq_[gi][pi]);
+    }
+  out.emplace("step", Tensor::scalar(static_cast<double>(step_), DType::I64));
+  return out;
+}
+
+void AdamW::load_state_dict(const std::map<std::string, Tensor>& state) {
+  const std::map<std::string, Tensor> mine = state_dict();
+  for (const auto& [k, t] : mine) {
+    auto it = state.find(k);
+    VIMOE_CHECK(it != state.end(), "AdamW::load_state_dict: missing \"", k, "\"");
+    VIMOE_CHECK(it->second.shape() == t.shape(), "AdamW::load_state_dict: \"", k, "\" has shape ",
+                shape_str(it->second.shape()), ", expected ", shape_str(t.shape()));
+  }
+  VIMOE_CHECK(state.size() == mine.size(), "AdamW::load_state_dict: ", state.size(),
+              " entries for an optimiser with ", mine.size(), " (different parameter groups?)");
+  NoGradGuard no_grad;
+  for (auto& [k, t] : mine)
+    if (k != "step") Tensor(t).copy_(state.at(k));
+  step_ = state.at("step").item<int64_t>();
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  NoGradGuard no_grad;
+  Tensor total;
+  for (const Tensor& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const Tensor g64 = g.to(DType::F64);
+    const Tensor sq = sum(g64 * g64);  // stays on the device: one sync below, not one per tensor
+    total = total.defined() ? total + sq : sq;
+  }
+  if (!total.defined()) return 0.0;
+  const double norm = std::sqrt(total.item<double>());
+  if (norm > max_norm && norm > 0) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const Tensor& p : params) {
+      Tensor g = p.grad();
+      if (g.defined()) g.copy_(g * scale);
+    }
+  }
+  return norm;
+}
+
+}  // namespace vimoe::optim
