@@ -31,11 +31,14 @@ Node::~Node() {
   }
 }
 
-std::vector<Tensor> Node::apply(const Tensor& grad_out) {
+std::vector<Tensor> Node::apply(std::vector<Tensor> grad_outs) {
   VIMOE_CHECK(!released_, "backward: node '", name_,
               "' was already used by a backward pass and its saved tensors were freed; "
               "pass retain_graph=true to the first backward to run it twice");
-  std::vector<Tensor> grads = fn_(grad_out);
+  for (size_t i = 0; i < outputs_.size(); ++i)
+    if (!grad_outs[i].defined())
+      grad_outs[i] = Tensor::zeros(outputs_[i].shape, TensorOptions(outputs_[i].dtype, outputs_[i].device));
+  std::vector<Tensor> grads = fn_(grad_outs);
   VIMOE_CHECK(grads.size() == inputs_.size(), "backward of '", name_, "' returned ", grads.size(),
               " gradients for ", inputs_.size(), " inputs");
   for (size_t i = 0; i < grads.size(); ++i) {
@@ -57,24 +60,40 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn fn) {
+void record_multi(const char* name, const std::vector<Tensor*>& outs,
+                  const std::vector<Tensor>& inputs, MultiBackwardFn fn) {
   if (!needs_grad(inputs)) return;
   std::vector<Edge> edges;
-  std::vector<Node::InputInfo> infos;
+  std::vector<Node::TensorInfo> in_infos, out_infos;
   edges.reserve(inputs.size());
-  infos.reserve(inputs.size());
+  in_infos.reserve(inputs.size());
   for (const Tensor& t : inputs) {
     Edge e;
     if (t.defined() && t.requires_grad()) {
-      if (t.grad_fn()) e.fn = t.grad_fn();
-      else e.leaf = t.impl_shared();
+      if (t.grad_fn()) {
+        e.fn = t.grad_fn();
+        e.output_nr = t.impl_ptr()->output_nr;
+      } else {
+        e.leaf = t.impl_shared();
+      }
     }
     edges.push_back(std::move(e));
-    infos.push_back(t.defined() ? Node::InputInfo{t.shape(), t.dtype(), t.device()}
-                                : Node::InputInfo{{}, DType::F32, Device::cpu()});
+    in_infos.push_back(t.defined() ? Node::TensorInfo{t.shape(), t.dtype(), t.device()}
+                                   : Node::TensorInfo{{}, DType::F32, Device::cpu()});
   }
-  out.impl_shared()->grad_fn =
-      std::make_shared<Node>(name, std::move(edges), std::move(infos), std::move(fn));
+  for (const Tensor* o : outs) out_infos.push_back({o->shape(), o->dtype(), o->device()});
+  auto node = std::make_shared<Node>(name, std::move(edges), std::move(in_infos),
+                                     std::move(out_infos), std::move(fn));
+  for (size_t i = 0; i < outs.size(); ++i) {
+    outs[i]->impl_shared()->grad_fn = node;
+    outs[i]->impl_shared()->output_nr = static_cast<int>(i);
+  }
+}
+
+void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn fn) {
+  if (!needs_grad(inputs)) return;
+  record_multi(name, {&out}, inputs,
+               [fn = std::move(fn)](const std::vector<Tensor>& g) { return fn(g[0]); });
 }
 
 namespace {
@@ -128,18 +147,23 @@ void backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) {
     }
   }
 
-  std::unordered_map<Node*, Tensor> grads;
+  // Gradients waiting for each node, one slot per output.
+  std::unordered_map<Node*, std::vector<Tensor>> grads;
   std::deque<Node*> ready{root.grad_fn().get()};
-  grads[root.grad_fn().get()] = grad;
+  grads[root.grad_fn().get()].resize(root.grad_fn()->num_outputs());
+  grads[root.grad_fn().get()][root.impl_ptr()->output_nr] = grad;
   while (!ready.empty()) {
     Node* node = ready.front();
     ready.pop_front();
-    Tensor g = std::move(grads[node]);
+    std::vector<Tensor> g = std::move(grads[node]);
     grads.erase(node);
-    // A node that received no gradient still runs its bookkeeping, so that nodes further
-    // up, which may get gradient along other paths, are released in order.
+    g.resize(node->num_outputs());
+    // A node that received no gradient at all still runs its bookkeeping, so that nodes
+    // further up, which may get gradient along other paths, are released in order.
+    bool any = false;
+    for (const Tensor& t : g) any = any || t.defined();
     std::vector<Tensor> input_grads =
-        g.defined() ? node->apply(g) : std::vector<Tensor>(node->next_edges().size());
+        any ? node->apply(std::move(g)) : std::vector<Tensor>(node->next_edges().size());
     const std::vector<Edge>& edges = node->next_edges();
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
@@ -149,7 +173,9 @@ void backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) {
         continue;
       }
       Node* next = e.fn.get();
-      Tensor& slot = grads[next];
+      std::vector<Tensor>& slots = grads[next];
+      slots.resize(next->num_outputs());
+      Tensor& slot = slots[e.output_nr];
       if (input_grads[i].defined()) slot = slot.defined() ? slot + input_grads[i] : input_grads[i];
       if (--pending[next] == 0) ready.push_back(next);
     }

@@ -36,6 +36,7 @@ struct TensorImpl {
   bool requires_grad = false;          // set on leaves by the user
   std::shared_ptr<TensorImpl> grad;    // accumulated gradient of a leaf
   std::shared_ptr<Node> grad_fn;       // the op that produced a non-leaf
+  int output_nr = 0;                   // which of grad_fn's outputs this is
 };
 
 class Tensor {

@@ -109,3 +109,38 @@ TEST(Autograd, GradientDtypeMatchesTheLeaf) {
   EXPECT_EQ(w.grad().dtype(), DType::BF16);
   EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{2, 2, 2}));
 }
+
+namespace {
+// A two-output op written with record_multi: (2x, x^2).
+std::pair<Tensor, Tensor> twice_and_square(const Tensor& x) {
+  Tensor a, b;
+  {
+    NoGradGuard g;
+    a = x * 2.0;
+    b = x * x;
+  }
+  autograd::record_multi("twice_and_square", {&a, &b}, {x}, [x](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{g[0] * 2.0 + g[1] * x * 2.0};
+  });
+  return {a, b};
+}
+}  // namespace
+
+TEST(Autograd, MultiOutputNodes) {
+  const Tensor x = param({1, 3});
+  auto [a, b] = twice_and_square(x);
+  EXPECT_EQ(a.grad_fn(), b.grad_fn());
+  sum(b).backward();  // only the second output: d/dx = 2x (the first output's gradient is zero)
+  EXPECT_EQ(grad_of(x), (std::vector<double>{2, 6}));
+
+  const Tensor y = param({1, 3});
+  auto [c, d] = twice_and_square(y);
+  sum(c * 5.0 + d + c).backward();  // 12 + 2y
+  EXPECT_EQ(grad_of(y), (std::vector<double>{14, 18}));
+  EXPECT_TRUE(vimoe::testing::grad_ok(
+      [](const std::vector<Tensor>& in) {
+        auto [p, q] = twice_and_square(in[0]);
+        return p * q + q;
+      },
+      {vimoe::testing::leaf64({4}, 3)}));
+}
