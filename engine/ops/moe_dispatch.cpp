@@ -1,0 +1,148 @@
+#include "engine/ops/moe_dispatch.h"
+
+#include "engine/autograd.h"
+#include "engine/cpu/moe_dispatch.h"
+#include "engine/cuda/runtime.h"
+#include "engine/ops/common.h"
+
+#ifdef VIMOE_WITH_CUDA
+#include "kernels/moe_dispatch.h"
+#endif
+
+namespace vimoe {
+
+namespace {
+
+void check_plan_rows(const Tensor& t, int64_t want, const char* op, const char* what) {
+  VIMOE_CHECK(t.dim() >= 1 && t.size(0) == want, op, ": ", what, " must have ", want,
+              " rows (dim 0), found ", shape_str(t.shape()));
+}
+
+// out[i] = scale[order[i]] * x[order[i] / k]; scale may be undefined.
+Tensor gather(const Tensor& x, const DispatchPlan& plan, const Tensor& scale) {
+  Shape shape = x.shape();
+  shape[0] = plan.rows * plan.k;
+  Tensor out = Tensor::empty(shape, TensorOptions(x.dtype(), x.device()));
+  if (x.device().is_cpu()) {
+    cpu::gather_rows(x, plan.order, plan.k, scale, out);
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    const int64_t width = plan.rows ? x.numel() / plan.rows : 0;
+    VIMOE_CUDA_CHECK(kernels::gather_rows(
+        x.dtype(), x.data_ptr(), plan.order.data<int32_t>(), shape[0], plan.k, width,
+        scale.defined() ? scale.data_ptr() : nullptr, scale.defined() ? scale.dtype() : DType::F32,
+        out.data_ptr(), cuda::stream()));
+#endif
+  }
+  return out;
+}
+
+// y[r] = sum_j gates[r*k + j] * src[position[r*k + j]]; gates may be undefined.
+Tensor combine(const Tensor& src, const DispatchPlan& plan, const Tensor& gates) {
+  Shape shape = src.shape();
+  shape[0] = plan.rows;
+  Tensor y = Tensor::empty(shape, TensorOptions(src.dtype(), src.device()));
+  if (src.device().is_cpu()) {
+    cpu::combine_rows(src, plan.position, plan.k, gates, y);
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    const int64_t width = plan.rows ? y.numel() / plan.rows : 0;
+    VIMOE_CUDA_CHECK(kernels::combine_rows(
+        src.dtype(), src.data_ptr(), plan.position.data<int32_t>(), plan.rows, plan.k, width,
+        gates.defined() ? gates.data_ptr() : nullptr, gates.defined() ? gates.dtype() : DType::F32,
+        y.data_ptr(), cuda::stream()));
+#endif
+  }
+  return y;
+}
+
+}  // namespace
+
+DispatchPlan plan_dispatch(const Tensor& expert_ids, int64_t experts) {
+  ops::check_defined(expert_ids, "plan_dispatch", "expert_ids");
+  VIMOE_CHECK(expert_ids.dim() == 2 && expert_ids.dtype() == DType::I32,
+              "plan_dispatch: expert_ids must be [rows, k] i32, found ", describe(expert_ids));
+  VIMOE_CHECK(experts >= 1 && experts <= 1024, "plan_dispatch: 1..1024 experts supported, found ",
+              experts);
+  DispatchPlan plan;
+  plan.rows = expert_ids.size(0);
+  plan.k = expert_ids.size(1);
+  plan.experts = experts;
+  const int64_t slots = plan.rows * plan.k;
+  VIMOE_CHECK(slots < (int64_t{1} << 31), "plan_dispatch: ", slots, " slots exceed the i32 range");
+  const Tensor ids = expert_ids.contiguous();
+  const TensorOptions i32(DType::I32, ids.device());
+  plan.order = Tensor::empty({slots}, i32);
+  plan.position = Tensor::empty({slots}, i32);
+  plan.offsets.assign(experts + 1, 0);
+  if (ids.device().is_cpu()) {
+    cpu::plan_dispatch(ids, experts, plan.order, plan.position, plan.offsets.data());
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    Tensor offsets = Tensor::empty({experts + 2}, TensorOptions(DType::I64, ids.device()));
+    VIMOE_CUDA_CHECK(kernels::plan_dispatch(ids.data<int32_t>(), slots, static_cast<int>(experts),
+                                            plan.order.data<int32_t>(), plan.position.data<int32_t>(),
+                                            offsets.data<int64_t>(), cuda::stream()));
+    // The grouped GEMMs need the segment sizes on the host: one small synchronous copy.
+    const std::vector<int64_t> host = offsets.to_vector<int64_t>();
+    VIMOE_CHECK(host[experts + 1] == 0, "plan_dispatch: ", host[experts + 1],
+                " expert ids are outside [0, ", experts, ")");
+    std::copy(host.begin(), host.begin() + experts + 1, plan.offsets.begin());
+#endif
+  }
+  return plan;
+}
+
+Tensor dispatch_rows(const Tensor& x, const DispatchPlan& plan) {
+  ops::check_defined(x, "dispatch_rows", "x");
+  check_plan_rows(x, plan.rows, "dispatch_rows", "x");
+  VIMOE_CHECK(x.device() == plan.order.device(), "dispatch_rows: x is on ", x.device().str(),
+              ", the plan on ", plan.order.device().str());
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = gather(x.contiguous(), plan, Tensor());
+  }
+  autograd::record("dispatch_rows", out, {x}, [plan](const Tensor& g) {
+    return std::vector<Tensor>{combine(g.contiguous(), plan, Tensor())};
+  });
+  return out;
+}
+
+Tensor combine_rows(const Tensor& expert_out, const Tensor& gates, const DispatchPlan& plan) {
+  ops::check_defined(expert_out, "combine_rows", "expert_out");
+  ops::check_defined(gates, "combine_rows", "gates");
+  ops::check_floating(expert_out, "combine_rows", "expert_out");
+  check_plan_rows(expert_out, plan.rows * plan.k, "combine_rows", "expert_out");
+  VIMOE_CHECK(gates.shape() == (Shape{plan.rows, plan.k}), "combine_rows: gates must be ",
+              shape_str({plan.rows, plan.k}), ", found ", shape_str(gates.shape()));
+  ops::check_same_device(expert_out, gates, "combine_rows");
+  const DType gate_dtype = expert_out.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor y;
+  const Tensor src = expert_out.contiguous();
+  const Tensor g = gates.to(gate_dtype).contiguous();
+  {
+    NoGradGuard no_grad;
+    y = combine(src, plan, g);
+  }
+  autograd::record("combine_rows", y, {expert_out, gates}, [plan, src, g](const Tensor& dy_in) {
+    const Tensor dy = dy_in.to(src.dtype()).contiguous();
+    // d expert_out[position[s]] = gates[s] * dy[s / k];  d gates[s] = <dy[s / k], src[position[s]]>.
+    const Tensor d_src = gather(dy, plan, g);
+    Tensor d_gates = Tensor::empty({plan.rows, plan.k}, TensorOptions(g.dtype(), g.device()));
+    if (dy.device().is_cpu()) {
+      cpu::gates_grad(dy, src, plan.position, plan.k, d_gates);
+    } else {
+#ifdef VIMOE_WITH_CUDA
+      const int64_t width = plan.rows ? dy.numel() / plan.rows : 0;
+      VIMOE_CUDA_CHECK(kernels::gates_grad(src.dtype(), dy.data_ptr(), src.data_ptr(),
+                                           plan.position.data<int32_t>(), plan.rows, plan.k, width,
+                                           d_gates.data_ptr(), g.dtype(), cuda::stream()));
+#endif
+    }
+    return std::vector<Tensor>{d_src, d_gates};
+  });
+  return y;
+}
+
+}  // namespace vimoe
