@@ -1,0 +1,64 @@
+// Model configuration: the Vision Transformer in the DINOv2 layout and its ViMoE variant.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vimoe::models {
+
+enum class HeadInput { Cls, ClsAndMeanPatch };  // what the classification head reads
+enum class RoutingLevel { Image, Token };       // router input: the CLS row, or every token
+
+struct ViTConfig {
+  int64_t image_size = 224;  // square input side (non-square inputs work if divisible)
+  int64_t patch_size = 14;
+  int64_t in_channels = 3;
+  int64_t width = 384;
+  int64_t depth = 12;
+  int64_t heads = 6;
+  int64_t mlp_hidden = 1536;
+  int64_t registers = 0;                  // DINOv2 register tokens (0 or 4)
+  int64_t pos_grid = 16;                  // side of the stored position-embedding grid
+  double layer_scale_init = 1.0;          // LayerScale initial value (1e-5 for training from scratch)
+  double ln_eps = 1e-6;
+  double drop_path = 0.0;                 // stochastic depth rate of the last block (linear ramp)
+  int64_t num_classes = 0;                // 0: no head (a backbone)
+  HeadInput head_input = HeadInput::Cls;
+
+  int64_t grid() const { return image_size / patch_size; }
+  int64_t patches() const { return grid() * grid(); }
+  int64_t tokens() const { return 1 + registers + patches(); }
+};
+
+struct MoEConfig {
+  int64_t experts = 0;            // 0: dense model
+  int64_t top_k = 1;
+  bool shared_expert = false;     // a dense FFN added to the routed output
+  RoutingLevel routing = RoutingLevel::Image;
+  double aux_alpha = 0.01;        // load-balancing loss weight
+  std::vector<int64_t> blocks;    // which blocks get an MoE FFN
+
+  bool enabled() const { return experts > 0; }
+  bool is_moe_block(int64_t block) const;
+};
+
+// Placement helpers: the last L blocks, or every second block (1, 3, 5, ...).
+std::vector<int64_t> last_blocks(int64_t depth, int64_t count);
+std::vector<int64_t> every_second_block(int64_t depth);
+
+// Named presets: "vit_s14", "vit_b14", "vit_l14" (DINOv2 sizes, 224x224, position grid 16),
+// and "vit_tiny" (a small model for tests and CPU demos). Throws on an unknown name.
+ViTConfig preset(const std::string& name);
+
+// Parameter and multiply-add counts of a model, counted as the ViMoE paper does: the
+// position table at the model's own grid, routers included; MACs count matrix products
+// (patch embedding, q/k/v, attention scores and values, projections, FFNs, router, head)
+// plus 5 per element for each LayerNorm.
+struct ModelSize {
+  int64_t total_params = 0;
+  int64_t active_params = 0;  // what one input uses: top-k experts, shared expert, router
+  int64_t macs = 0;           // per image
+};
+ModelSize model_size(const ViTConfig& vit, const MoEConfig& moe);
+
+}  // namespace vimoe::models
