@@ -27,12 +27,15 @@ struct BinaryOperands {
   DType dtype;
 };
 
-BinaryOperands prepare_binary(const Tensor& a_in, const Tensor& b_in, const char* name) {
+// `integer_as_f32` makes integer operands compute in f32 (division).
+BinaryOperands prepare_binary(const Tensor& a_in, const Tensor& b_in, const char* name,
+                              bool integer_as_f32 = false) {
   ops::check_defined(a_in, name, "a");
   ops::check_defined(b_in, name, "b");
   ops::check_same_device(a_in, b_in, name);
   BinaryOperands p;
   p.dtype = promote_types(a_in.dtype(), b_in.dtype());
+  if (integer_as_f32 && is_integral(p.dtype)) p.dtype = DType::F32;
   p.shape = broadcast_shapes(a_in.shape(), b_in.shape(), name);
   NoGradGuard no_grad;
   p.a = a_in.to(p.dtype).expand(p.shape);
@@ -43,13 +46,7 @@ BinaryOperands prepare_binary(const Tensor& a_in, const Tensor& b_in, const char
 // Runs `op` into a fresh contiguous tensor. Nothing here is recorded: the public op
 // records one node for the whole computation.
 Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in, const char* name) {
-  BinaryOperands p = prepare_binary(a_in, b_in, name);
-  if (op == BinaryOp::Div && is_integral(p.dtype)) {
-    NoGradGuard no_grad;
-    p.dtype = DType::F32;
-    p.a = p.a.to(p.dtype);
-    p.b = p.b.to(p.dtype);
-  }
+  const BinaryOperands p = prepare_binary(a_in, b_in, name, op == BinaryOp::Div);
   Tensor out = Tensor::empty(p.shape, TensorOptions(p.dtype, p.a.device()));
   if (out.device().is_cpu()) {
     cpu::binary(op, p.a, p.b, out);
