@@ -1,7 +1,11 @@
 // CUDA elementwise kernels. Operands are storage base pointers with their layouts (which
-// carry broadcast strides and offsets); the output is contiguous.
+// carry broadcast strides and offsets, and are already expanded to the output's shape);
+// the output is contiguous. When every operand is contiguous or a broadcast scalar the
+// kernels take a vectorised path; any other view goes through the strided path.
 #pragma once
 #include <cuda_runtime_api.h>
+
+#include <cstdint>
 
 #include "kernels/dtype.h"
 #include "kernels/elementwise_ops.h"
@@ -13,5 +17,20 @@ namespace vimoe::kernels {
 cudaError_t binary(BinaryOp op, DType dtype, const void* a, const StridedLayout& la,
                    const void* b, const StridedLayout& lb, void* out, int64_t n,
                    cudaStream_t stream);
+
+// out[i] = op(x[lx(i)]); x and out share `dtype`, which must be floating when
+// unary_needs_floating(op) (cudaErrorInvalidValue otherwise).
+cudaError_t unary(UnaryOp op, DType dtype, const void* x, const StridedLayout& lx, void* out,
+                  int64_t n, cudaStream_t stream);
+
+// out[i] = a[la(i)] (op) b[lb(i)] ? 1 : 0; a and b share `dtype`, out is u8.
+cudaError_t compare(CompareOp op, DType dtype, const void* a, const StridedLayout& la,
+                    const void* b, const StridedLayout& lb, uint8_t* out, int64_t n,
+                    cudaStream_t stream);
+
+// out[i] = cond[lc(i)] != 0 ? a[la(i)] : b[lb(i)]; a, b and out share `dtype`.
+cudaError_t where(const uint8_t* cond, const StridedLayout& lc, DType dtype, const void* a,
+                  const StridedLayout& la, const void* b, const StridedLayout& lb, void* out,
+                  int64_t n, cudaStream_t stream);
 
 }  // namespace vimoe::kernels

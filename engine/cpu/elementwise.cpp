@@ -7,26 +7,82 @@ namespace vimoe::cpu {
 
 namespace {
 
-template <kernels::BinaryOp op, typename T>
+using kernels::BinaryOp;
+using kernels::CompareOp;
+using kernels::UnaryOp;
+
+template <typename T>
+T* base(const Tensor& t) {
+  return static_cast<T*>(t.storage()->data());
+}
+
+template <BinaryOp op, typename T>
 void binary_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
-  const T* pa = static_cast<const T*>(a.storage()->data());
-  const T* pb = static_cast<const T*>(b.storage()->data());
-  T* po = static_cast<T*>(out.storage()->data());
+  const T* pa = base<const T>(a);
+  const T* pb = base<const T>(b);
+  T* po = base<T>(out);
   for_each_offset<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()},
                      {a.offset(), b.offset(), out.offset()}, [&](const std::array<int64_t, 3>& o) {
                        po[o[2]] = store<T>(kernels::binary_apply<op>(load(pa[o[0]]), load(pb[o[1]])));
                      });
 }
 
-template <kernels::BinaryOp op>
+template <BinaryOp op>
 void binary_dispatch(const Tensor& a, const Tensor& b, const Tensor& out) {
   VIMOE_DISPATCH(out.dtype(), "binary", binary_typed<op, scalar_t>(a, b, out));
 }
 
+template <UnaryOp op, typename T>
+void unary_typed(const Tensor& x, const Tensor& out) {
+  const T* px = base<const T>(x);
+  T* po = base<T>(out);
+  for_each_offset<2>(out.shape(), {&x.strides(), &out.strides()}, {x.offset(), out.offset()},
+                     [&](const std::array<int64_t, 2>& o) {
+                       po[o[1]] = store<T>(kernels::unary_apply<op>(load(px[o[0]])));
+                     });
+}
+
+template <UnaryOp op>
+void unary_dispatch(const Tensor& x, const Tensor& out) {
+  if constexpr (kernels::unary_needs_floating(op)) {
+    VIMOE_DISPATCH_FLOATING(out.dtype(), "unary", unary_typed<op, scalar_t>(x, out));
+  } else {
+    VIMOE_DISPATCH(out.dtype(), "unary", unary_typed<op, scalar_t>(x, out));
+  }
+}
+
+template <CompareOp op, typename T>
+void compare_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
+  const T* pa = base<const T>(a);
+  const T* pb = base<const T>(b);
+  uint8_t* po = base<uint8_t>(out);
+  for_each_offset<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()},
+                     {a.offset(), b.offset(), out.offset()}, [&](const std::array<int64_t, 3>& o) {
+                       po[o[2]] = kernels::compare_apply<op>(load(pa[o[0]]), load(pb[o[1]])) ? 1 : 0;
+                     });
+}
+
+template <CompareOp op>
+void compare_dispatch(const Tensor& a, const Tensor& b, const Tensor& out) {
+  VIMOE_DISPATCH(a.dtype(), "compare", compare_typed<op, scalar_t>(a, b, out));
+}
+
+template <typename T>
+void where_typed(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const uint8_t* pc = base<const uint8_t>(cond);
+  const T* pa = base<const T>(a);
+  const T* pb = base<const T>(b);
+  T* po = base<T>(out);
+  for_each_offset<4>(out.shape(), {&cond.strides(), &a.strides(), &b.strides(), &out.strides()},
+                     {cond.offset(), a.offset(), b.offset(), out.offset()},
+                     [&](const std::array<int64_t, 4>& o) {
+                       po[o[3]] = pc[o[0]] != 0 ? pa[o[1]] : pb[o[2]];
+                     });
+}
+
 }  // namespace
 
-void binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  using kernels::BinaryOp;
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   switch (op) {
     case BinaryOp::Add: return binary_dispatch<BinaryOp::Add>(a, b, out);
     case BinaryOp::Sub: return binary_dispatch<BinaryOp::Sub>(a, b, out);
@@ -36,6 +92,34 @@ void binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, const Tensor
     case BinaryOp::Maximum: return binary_dispatch<BinaryOp::Maximum>(a, b, out);
     case BinaryOp::Minimum: return binary_dispatch<BinaryOp::Minimum>(a, b, out);
   }
+}
+
+void unary(UnaryOp op, const Tensor& x, const Tensor& out) {
+  switch (op) {
+    case UnaryOp::Neg: return unary_dispatch<UnaryOp::Neg>(x, out);
+    case UnaryOp::Exp: return unary_dispatch<UnaryOp::Exp>(x, out);
+    case UnaryOp::Log: return unary_dispatch<UnaryOp::Log>(x, out);
+    case UnaryOp::Sqrt: return unary_dispatch<UnaryOp::Sqrt>(x, out);
+    case UnaryOp::Rsqrt: return unary_dispatch<UnaryOp::Rsqrt>(x, out);
+    case UnaryOp::Tanh: return unary_dispatch<UnaryOp::Tanh>(x, out);
+    case UnaryOp::Relu: return unary_dispatch<UnaryOp::Relu>(x, out);
+    case UnaryOp::Abs: return unary_dispatch<UnaryOp::Abs>(x, out);
+  }
+}
+
+void compare(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  switch (op) {
+    case CompareOp::Eq: return compare_dispatch<CompareOp::Eq>(a, b, out);
+    case CompareOp::Ne: return compare_dispatch<CompareOp::Ne>(a, b, out);
+    case CompareOp::Lt: return compare_dispatch<CompareOp::Lt>(a, b, out);
+    case CompareOp::Le: return compare_dispatch<CompareOp::Le>(a, b, out);
+    case CompareOp::Gt: return compare_dispatch<CompareOp::Gt>(a, b, out);
+    case CompareOp::Ge: return compare_dispatch<CompareOp::Ge>(a, b, out);
+  }
+}
+
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  VIMOE_DISPATCH(out.dtype(), "where", where_typed<scalar_t>(cond, a, b, out));
 }
 
 }  // namespace vimoe::cpu

@@ -12,8 +12,11 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);  // integer operands divide as f32
+// Like torch.pow: d/da is 0 where b == 0, d/db is 0 where a == 0 and b >= 0.
 Tensor pow(const Tensor& a, const Tensor& b);
+// An integer tensor to a negative integral power throws (not representable).
 Tensor pow(const Tensor& a, double exponent);
+// NaN in either operand gives NaN; at a tie the gradient is split equally between a and b.
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 
@@ -21,6 +24,8 @@ Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor scalar_like(double value, const Tensor& like);
 
 // ---- unary (differentiable) ----------------------------------------------------------
+// neg, relu and abs keep integer dtypes; exp, log, sqrt, rsqrt and tanh compute integer
+// inputs in f32. relu and abs have gradient 0 at 0.
 Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
@@ -29,10 +34,12 @@ Tensor rsqrt(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor abs(const Tensor& x);
-// cond is u8 (non-zero selects a); a and b broadcast and promote.
+// cond is u8 (non-zero selects a); all three broadcast, a and b promote. The gradient
+// flows to a where cond holds and to b elsewhere.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
 // ---- comparisons (u8 result, not differentiable) -------------------------------------
+// Operands broadcast and promote before comparing; NaN is unequal to everything.
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
 Tensor lt(const Tensor& a, const Tensor& b);
