@@ -47,8 +47,10 @@ __global__ void dropout_kernel(const T* __restrict__ x, StridedLayout lx, T* __r
        i += int64_t(gridDim.x) * blockDim.x) {
     const uint64_t counter = static_cast<uint64_t>(group == 1 ? i : i / group);
     // A dropped element is an exact zero, even where x is inf or NaN.
-    if (dropout_keep(seed, counter, threshold)) store_acc(out + i, load_acc(x + strided_offset(lx, i)) * scale);
-    else store_acc(out + i, acc_t<T>(0));
+    if (dropout_keep(seed, counter, threshold))
+      store_acc(out + i, load_acc(x + strided_offset(lx, i)) * scale);
+    else
+      store_acc(out + i, acc_t<T>(0));
   }
 }
 

@@ -27,7 +27,9 @@ float ref_uniform(uint64_t seed, uint64_t offset, uint64_t i) {
 }
 
 double std_normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
-double std_normal_pdf(double z) { return std::exp(-0.5 * z * z) / std::sqrt(2.0 * std::numbers::pi); }
+double std_normal_pdf(double z) {
+  return std::exp(-0.5 * z * z) / std::sqrt(2.0 * std::numbers::pi);
+}
 
 struct Moments {
   double mean = 0, var = 0;
@@ -265,7 +267,8 @@ TEST(RandomInit, TruncNormalViTInit) {
   EXPECT_LE(*std::max_element(v.begin(), v.end()), b);
   // Symmetric truncation at +-beta std: variance sd^2 (1 - 2 beta phi(beta) / (2 Phi(beta) - 1)).
   const double beta = 2.0;
-  const double var = sd * sd * (1 - 2 * beta * std_normal_pdf(beta) / (2 * std_normal_cdf(beta) - 1));
+  const double var =
+      sd * sd * (1 - 2 * beta * std_normal_pdf(beta) / (2 * std_normal_cdf(beta) - 1));
   const Moments m = moments(v);
   EXPECT_NEAR(m.mean, 0.0, 5 * std::sqrt(var / n));
   // Var(s^2) <= 2 var^2 / n: the truncated tails are lighter than the normal's.
@@ -513,7 +516,9 @@ uint64_t mixed_seed(int64_t batch, double p) {
 
 TEST(RandomDropPath, GradcheckAndGradient) {
   const uint64_t seed = mixed_seed(6, 0.5);
-  const auto f = [seed](const std::vector<Tensor>& in) { return drop_path(in[0], 0.5, true, seed); };
+  const auto f = [seed](const std::vector<Tensor>& in) {
+    return drop_path(in[0], 0.5, true, seed);
+  };
   EXPECT_TRUE(grad_ok(f, {leaf64({6, 2, 3}, 7)}));
   // Permuted so that the view's dim 0 is the input's dim 1.
   const auto fp = [seed](const std::vector<Tensor>& in) {

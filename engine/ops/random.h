@@ -81,8 +81,11 @@ Tensor& uniform_(Tensor& t, double lo, double hi, uint64_t seed, uint64_t offset
 Tensor& normal_(Tensor& t, double mean, double std, uint64_t seed, uint64_t offset = 0);
 // N(0, std^2) truncated to [a, b], by inverse CDF (no redraws): one uniform per element
 // (32 bits) is mapped into [Phi(a/std), Phi(b/std)] and through the normal quantile, so
-// every element costs the same, no value is ever outside [a, b] (in f32/f64; bf16/f16
-// round the bounds themselves), and CPU and GPU agree element for element.
+// every element costs the same (no loop, no divergence on the GPU), no value is ever outside
+// [a, b] (in f32/f64; bf16/f16 round the bounds themselves), and CPU and GPU run the same
+// double-precision arithmetic: they differ only where the few-ulp differences of the two
+// math libraries' log/erfc/exp straddle a rounding boundary of the dtype (~1e-8 per f32
+// element), never in which draw an element gets.
 // a and b are absolute values, as in torch.nn.init.trunc_normal_ (not multiples of std):
 // the ViT initialisation "std 0.02 truncated at 2 std" is trunc_normal_(w, 0.02, -0.04,
 // 0.04, seed), while timm's default a = -2, b = 2 is, at std 0.02, an untruncated normal.
@@ -99,9 +102,9 @@ Tensor& trunc_normal_(Tensor& t, double std, double a, double b, uint64_t seed,
 // they return x itself.
 
 // Zeroes element i (row-major over x's shape) when rand(x.shape(), seed)[i] < p (the f32
-// draw, whatever x's dtype) and scales the survivors by 1 / (1 - p) (one multiply in f32,
-// f64 for f64). A dropped element is an exact 0 even where x is inf or NaN. The result is
-// contiguous.
+// draw, whatever x's dtype; so the drop rate is p rounded up to a multiple of 2^-24) and
+// scales the survivors by 1 / (1 - p) (one multiply in f32, f64 for f64). A dropped element
+// is an exact 0 even where x is inf or NaN. The result is contiguous.
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed);
 // Stochastic depth: one draw per sample along dim 0, sample b dropped when
 // rand({x.size(0)}, seed)[b] < p; the decision covers all of that sample's elements.
