@@ -22,6 +22,13 @@ __device__ __forceinline__ void atomic_add(int64_t* p, int64_t v) {
   atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
 }
 
+// strided_offset() without its per-dimension modulo for the common dense case
+// (ops::kernel_layout collapses a contiguous operand to one unit-stride dimension).
+__device__ __forceinline__ int64_t element_offset(const StridedLayout& l, int64_t linear) {
+  if (l.ndim == 1 && l.strides[0] == 1) return l.offset + linear;
+  return strided_offset(l, linear);
+}
+
 template <typename A, typename S> struct AccPair {
   using acc = A;
   using src = S;
@@ -74,7 +81,7 @@ __global__ void concat_kernel(ConcatBatch batch, T* __restrict__ out, int64_t ou
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t o = i / chunk, r = i - o * chunk;
-    out[(o * out_size + s.start) * inner + r] = src[strided_offset(s.layout, i)];
+    out[(o * out_size + s.start) * inner + r] = src[element_offset(s.layout, i)];
   }
 }
 
@@ -94,7 +101,7 @@ __global__ void index_select_kernel(const T* __restrict__ x, StridedLayout xl,
       report_bad(bad, j);
       continue;
     }
-    out[i] = x[strided_offset(xl, (o * bound + idx) * inner + k)];
+    out[i] = x[element_offset(xl, (o * bound + idx) * inner + k)];
   }
 }
 
@@ -112,7 +119,7 @@ __global__ void index_add_kernel(A* __restrict__ out, const S* __restrict__ src,
       continue;
     }
     atomic_add(out + (o * bound + idx) * inner + k,
-               static_cast<A>(load_acc(src + strided_offset(sl, i))));
+               static_cast<A>(load_acc(src + element_offset(sl, i))));
   }
 }
 
