@@ -135,6 +135,11 @@ TEST(Linalg, MatmulTransposedViews) {
   EXPECT_TRUE(all_close(matmul(r, w.t()), naive_matmul(r, w.t().contiguous()), 1e-12, 1e-12));
   EXPECT_TRUE(all_close(matmul(pt, w.t()), naive_matmul(pt.contiguous(), w.t().contiguous()),
                         1e-12, 1e-12));
+  // Square transposed entries: their batch stride equals m * ld, yet they cannot be stacked
+  // into one tall GEMM.
+  const Tensor sq = uniform({2, 4, 4}, 18, -1, 1, DType::F64).transpose(-1, -2);
+  EXPECT_TRUE(all_close(matmul(sq, w.t()), naive_matmul(sq.contiguous(), w.t().contiguous()),
+                        1e-12, 1e-12));
   // A batch-first permutation: batch strides that are not the matrix size.
   const Tensor s = uniform({3, 2, 4}, 12, -1, 1, DType::F64).permute({1, 0, 2});
   EXPECT_TRUE(all_close(matmul(s, q.transpose(-1, -2)),
