@@ -52,8 +52,7 @@ Tensor naive_matmul(const Tensor& a, const Tensor& b) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         double acc = 0;
-        for (int64_t p = 0; p < k; ++p)
-          acc += va[(ia * m + i) * k + p] * vb[(ib * k + p) * n + j];
+        for (int64_t p = 0; p < k; ++p) acc += va[(ia * m + i) * k + p] * vb[(ib * k + p) * n + j];
         out[(t * m + i) * n + j] = acc;
       }
   }
@@ -100,7 +99,8 @@ TEST(Linalg, Matmul2DMatchesNaive) {
 }
 
 TEST(Linalg, MatmulBatched) {
-  const Tensor a = uniform({2, 3, 4}, 3, -1, 1, DType::F64), b = uniform({2, 4, 5}, 4, -1, 1, DType::F64);
+  const Tensor a = uniform({2, 3, 4}, 3, -1, 1, DType::F64),
+               b = uniform({2, 4, 5}, 4, -1, 1, DType::F64);
   const Tensor c = matmul(a, b);
   EXPECT_EQ(c.shape(), (Shape{2, 3, 5}));
   EXPECT_TRUE(all_close(c, naive_matmul(a, b), 1e-12, 1e-12));
@@ -128,18 +128,20 @@ TEST(Linalg, MatmulTransposedViews) {
   const Tensor x = uniform({3, 4}, 7, -1, 1, DType::F64), w = uniform({6, 4}, 8, -1, 1, DType::F64);
   EXPECT_TRUE(all_close(matmul(x, w.t()), naive_matmul(x, w.t().contiguous()), 1e-12, 1e-12));
   // Both operands transposed, batched, and a shared transposed right-hand side.
-  const Tensor p = uniform({2, 4, 3}, 9, -1, 1, DType::F64), q = uniform({2, 5, 4}, 10, -1, 1, DType::F64);
+  const Tensor p = uniform({2, 4, 3}, 9, -1, 1, DType::F64),
+               q = uniform({2, 5, 4}, 10, -1, 1, DType::F64);
   const Tensor pt = p.transpose(-1, -2), qt = q.transpose(-1, -2);
-  EXPECT_TRUE(all_close(matmul(pt, qt), naive_matmul(pt.contiguous(), qt.contiguous()), 1e-12, 1e-12));
+  EXPECT_TRUE(
+      all_close(matmul(pt, qt), naive_matmul(pt.contiguous(), qt.contiguous()), 1e-12, 1e-12));
   const Tensor r = uniform({2, 3, 4}, 11, -1, 1, DType::F64);
   EXPECT_TRUE(all_close(matmul(r, w.t()), naive_matmul(r, w.t().contiguous()), 1e-12, 1e-12));
-  EXPECT_TRUE(all_close(matmul(pt, w.t()), naive_matmul(pt.contiguous(), w.t().contiguous()),
-                        1e-12, 1e-12));
+  EXPECT_TRUE(all_close(matmul(pt, w.t()), naive_matmul(pt.contiguous(), w.t().contiguous()), 1e-12,
+                        1e-12));
   // Square transposed entries: their batch stride equals m * ld, yet they cannot be stacked
   // into one tall GEMM.
   const Tensor sq = uniform({2, 4, 4}, 18, -1, 1, DType::F64).transpose(-1, -2);
-  EXPECT_TRUE(all_close(matmul(sq, w.t()), naive_matmul(sq.contiguous(), w.t().contiguous()),
-                        1e-12, 1e-12));
+  EXPECT_TRUE(all_close(matmul(sq, w.t()), naive_matmul(sq.contiguous(), w.t().contiguous()), 1e-12,
+                        1e-12));
   // A batch-first permutation: batch strides that are not the matrix size.
   const Tensor s = uniform({3, 2, 4}, 12, -1, 1, DType::F64).permute({1, 0, 2});
   EXPECT_TRUE(all_close(matmul(s, q.transpose(-1, -2)),
@@ -208,7 +210,8 @@ TEST(Linalg, MatmulDtypes) {
   };
   for (const Case& c : {Case{DType::F64, 1e-12, 1e-12}, Case{DType::F32, 1e-5, 1e-5},
                         Case{DType::BF16, 1e-4, 1.0 / 256}, Case{DType::F16, 1e-4, 1.0 / 2048}}) {
-    const Tensor a = uniform({2, 1, 3, 16}, 21, -1, 1, c.dt), b = uniform({5, 16, 6}, 22, -1, 1, c.dt);
+    const Tensor a = uniform({2, 1, 3, 16}, 21, -1, 1, c.dt),
+                 b = uniform({5, 16, 6}, 22, -1, 1, c.dt);
     const Tensor out = matmul(a, b);
     EXPECT_EQ(out.dtype(), c.dt);
     EXPECT_TRUE(all_close(out, naive_matmul(a, b), c.atol, c.rtol)) << dtype_name(c.dt);
@@ -275,15 +278,16 @@ TEST(Linalg, MatmulBadInputs) {
 TEST(Linalg, CpuGemmAlphaBetaStrides) {
   for (DType dt : {DType::F64, DType::F32, DType::BF16}) {
     // Two entries of op(A) [2, 3] = A^T with A stored [3, 2]; B [3, 2] shared.
-    const Tensor a = Tensor::from_vector<double>({1, 2, 3, 4, 5, 6, 0, 1, 1, 0, 2, 2}, {2, 3, 2}).to(dt);
+    const Tensor a =
+        Tensor::from_vector<double>({1, 2, 3, 4, 5, 6, 0, 1, 1, 0, 2, 2}, {2, 3, 2}).to(dt);
     const Tensor b = Tensor::from_vector<double>({1, 0, 0, 1, 1, 1}, {3, 2}).to(dt);
     const Tensor c = Tensor::from_vector<double>({1, 1, 1, 1, 2, 2, 2, 2}, {2, 2, 2}).to(dt);
     cpu::gemm(dt, true, false, 2, 2, 3, 2.0, a.data_ptr(), 2, 6, b.data_ptr(), 2, 0, 0.5,
               c.data_ptr(), 2, 4, 2);
     // Entry 0: A^T = [[1, 3, 5], [2, 4, 6]] -> A^T B = [[6, 8], [8, 10]]; 2x + 0.5.
     // Entry 1: A^T = [[0, 1, 2], [1, 0, 2]] -> [[2, 3], [3, 2]]; 2x + 1.
-    EXPECT_TRUE(all_close(c, Tensor::from_vector<double>({12.5, 16.5, 16.5, 20.5, 5, 7, 7, 5},
-                                                         {2, 2, 2}), 0, 0))
+    EXPECT_TRUE(all_close(
+        c, Tensor::from_vector<double>({12.5, 16.5, 16.5, 20.5, 5, 7, 7, 5}, {2, 2, 2}), 0, 0))
         << dtype_name(dt);
   }
 }
@@ -295,11 +299,12 @@ TEST(Linalg, MatmulGradPlain) {
 
 TEST(Linalg, MatmulGradTransposed) {
   const Tensor a = leaf64({4, 3}, 43), b = leaf64({2, 4}, 44);
-  EXPECT_TRUE(grad_ok([](const std::vector<Tensor>& in) { return matmul(in[0].t(), in[1].t()); },
-                      {a, b}));
+  EXPECT_TRUE(
+      grad_ok([](const std::vector<Tensor>& in) { return matmul(in[0].t(), in[1].t()); }, {a, b}));
   const Tensor p = leaf64({2, 3, 2}, 45), q = leaf64({2, 3, 4}, 46);
-  EXPECT_TRUE(grad_ok(
-      [](const std::vector<Tensor>& in) { return matmul(in[0].transpose(-1, -2), in[1]); }, {p, q}));
+  EXPECT_TRUE(
+      grad_ok([](const std::vector<Tensor>& in) { return matmul(in[0].transpose(-1, -2), in[1]); },
+              {p, q}));
 }
 
 TEST(Linalg, MatmulGradBroadcastBatch) {
@@ -312,7 +317,9 @@ TEST(Linalg, MatmulGradBroadcastBatch) {
                       {leaf64({2, 4, 3}, 51), leaf64({4, 2}, 52)}));
   // A shared right-hand side seen through a permuted (non-flattenable) left operand.
   EXPECT_TRUE(grad_ok(
-      [](const std::vector<Tensor>& in) { return matmul(in[0].permute({1, 0, 2}), in[1]); },
+      [](const std::vector<Tensor>& in) {
+        return matmul(in[0].permute({1, 0, 2}), in[1]);
+      },
       {leaf64({3, 2, 4}, 53), leaf64({4, 2}, 54)}));
 }
 
@@ -323,7 +330,9 @@ TEST(Linalg, MatmulGradVectorsAndSlices) {
   EXPECT_TRUE(grad_ok(mm, {leaf64({3}, 59), leaf64({3}, 60)}));
   EXPECT_TRUE(grad_ok(mm, {leaf64({2, 2, 3}, 61), leaf64({3}, 62)}));
   EXPECT_TRUE(grad_ok(
-      [](const std::vector<Tensor>& in) { return matmul(in[0].slice(1, 0, 6, 2), in[1].slice(0, 1, 4)); },
+      [](const std::vector<Tensor>& in) {
+        return matmul(in[0].slice(1, 0, 6, 2), in[1].slice(0, 1, 4));
+      },
       {leaf64({2, 6}, 63), leaf64({5, 2}, 64)}));
 }
 

@@ -35,7 +35,8 @@ struct Tol {
   double per_sqrt_k;  // atol = per_sqrt_k * sqrt(K)
   double rtol;
   ::testing::AssertionResult check(const Tensor& gpu, const Tensor& cpu, int64_t k) const {
-    return all_close(gpu.cpu(), cpu, per_sqrt_k * std::sqrt(static_cast<double>(std::max<int64_t>(k, 1))), rtol);
+    return all_close(gpu.cpu(), cpu,
+                     per_sqrt_k * std::sqrt(static_cast<double>(std::max<int64_t>(k, 1))), rtol);
   }
 };
 
@@ -71,13 +72,15 @@ void compare(const Fn& f, const std::vector<Tensor>& stored, int64_t k_out,
   for (size_t i = 0; i < stored.size(); ++i) {
     ASSERT_TRUE(on_gpu[i].grad().defined()) << "input " << i;
     EXPECT_TRUE(on_gpu[i].grad().is_cuda());
-    EXPECT_TRUE(tol.check(on_gpu[i].grad(), on_cpu[i].grad(), k_grad[i])) << "gradient of input " << i;
+    EXPECT_TRUE(tol.check(on_gpu[i].grad(), on_cpu[i].grad(), k_grad[i]))
+        << "gradient of input " << i;
   }
 }
 
 // The stored tensor for a logical [batch..., rows, cols] operand: [batch..., cols, rows]
 // when it is to be used transposed.
-Tensor stored_operand(Shape batch, int64_t rows, int64_t cols, bool trans, uint64_t seed, DType dt) {
+Tensor stored_operand(Shape batch, int64_t rows, int64_t cols, bool trans, uint64_t seed,
+                      DType dt) {
   batch.push_back(trans ? cols : rows);
   batch.push_back(trans ? rows : cols);
   return uniform(batch, seed, -1, 1, dt);
@@ -119,9 +122,9 @@ void batched_shapes(DType dt) {
       {{3}, {3}, 3, 385, 257, true, true, 1, 1},
       {{2, 1}, {3}, 257, 385, 3, false, true, 3, 2},  // host loop over 2, batch stride 0 for a
       {{2, 1}, {3}, 1, 257, 385, true, false, 3, 2},
-      {{4}, {}, 257, 385, 3, false, false, 1, 4},     // shared b: one tall GEMM
+      {{4}, {}, 257, 385, 3, false, false, 1, 4},  // shared b: one tall GEMM
       {{4}, {}, 3, 257, 385, false, true, 1, 4},
-      {{}, {4}, 385, 3, 257, true, false, 4, 1},      // shared a: batch stride 0
+      {{}, {4}, 385, 3, 257, true, false, 4, 1},  // shared a: batch stride 0
       {{2, 3}, {2, 3}, 3, 257, 1, false, false, 1, 1},
   };
   uint64_t seed = 100;
@@ -168,10 +171,11 @@ TEST(LinalgGpu, MatmulF64AndF16) {
 TEST(LinalgGpu, MatmulSlicedAndVectors) {
   VIMOE_REQUIRE_GPU();
   // A column slice with a step has no BLAS layout and is copied; a row slice is not.
-  compare([](const std::vector<Tensor>& in) {
-            return matmul(in[0].slice(1, 0, 514, 2), in[1].slice(1, 1, 258));
-          },
-          {uniform({3, 514}, 301), uniform({257, 300}, 302)}, 257, {257, 3}, "sliced");
+  compare(
+      [](const std::vector<Tensor>& in) {
+        return matmul(in[0].slice(1, 0, 514, 2), in[1].slice(1, 1, 258));
+      },
+      {uniform({3, 514}, 301), uniform({257, 300}, 302)}, 257, {257, 3}, "sliced");
   compare([](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); },
           {uniform({385}, 303), uniform({2, 385, 3}, 304)}, 385, {3 * 2, 1}, "vector @ batched");
 }
@@ -183,15 +187,17 @@ TEST(LinalgGpu, LinearF32Bf16) {
   for (DType dt : {DType::F32, DType::BF16}) {
     const std::string name = dtype_name(dt);
     // x [2, 3, 257] -> 385 features; the bias adds one term to each output's sum.
-    compare(with_bias, {uniform({2, 3, 257}, 401, -1, 1, dt), uniform({385, 257}, 402, -1, 1, dt),
-                        uniform({385}, 403, -1, 1, dt)},
+    compare(with_bias,
+            {uniform({2, 3, 257}, 401, -1, 1, dt), uniform({385, 257}, 402, -1, 1, dt),
+             uniform({385}, 403, -1, 1, dt)},
             258, {385, 6, 6}, name + " bias");
     compare(no_bias, {uniform({385, 3}, 404, -1, 1, dt), uniform({257, 3}, 405, -1, 1, dt)}, 3,
             {257, 385}, name + " no bias");
-    compare([](const std::vector<Tensor>& in) { return linear(in[0].transpose(0, 1), in[1], in[2]); },
-            {uniform({3, 257, 385}, 406, -1, 1, dt), uniform({1, 385}, 407, -1, 1, dt),
-             uniform({1}, 408, -1, 1, dt)},
-            386, {1, 3 * 257, 3 * 257}, name + " permuted x");
+    compare(
+        [](const std::vector<Tensor>& in) { return linear(in[0].transpose(0, 1), in[1], in[2]); },
+        {uniform({3, 257, 385}, 406, -1, 1, dt), uniform({1, 385}, 407, -1, 1, dt),
+         uniform({1}, 408, -1, 1, dt)},
+        386, {1, 3 * 257, 3 * 257}, name + " permuted x");
   }
 }
 
@@ -208,8 +214,8 @@ TEST(LinalgGpu, DeviceMismatch) {
   VIMOE_REQUIRE_GPU();
   const Tensor a = Tensor::ones({2, 3}), b = Tensor::ones({3, 4}, Device::cuda());
   EXPECT_VIMOE_ERROR(matmul(a, b), "matmul", "[2, 3] f32 cpu", "[3, 4] f32 cuda:0");
-  EXPECT_VIMOE_ERROR(linear(Tensor::ones({2, 4}, Device::cuda()), Tensor::ones({3, 4}, Device::cuda()),
-                            Tensor::ones({3})),
+  EXPECT_VIMOE_ERROR(linear(Tensor::ones({2, 4}, Device::cuda()),
+                            Tensor::ones({3, 4}, Device::cuda()), Tensor::ones({3})),
                      "linear", "cuda:0", "[3] f32 cpu");
 }
 
@@ -224,18 +230,18 @@ TEST(LinalgGpu, LauncherAlphaBetaStrideZero) {
   const Tensor b = Tensor::from_vector<float>({1, 0, 0, 1, 1, 1}, {3, 2}, gpu);
   const Tensor c = Tensor::from_vector<float>({1, 1, 1, 1, 2, 2, 2, 2}, {2, 2, 2}, gpu);
   EXPECT_EQ(kernels::gemm_strided_batched(cuda::cublas(), DType::F32, true, false, 2, 2, 3, 2.0,
-                                          a.data_ptr(), 2, 6, b.data_ptr(), 2, 0, 0.5,
-                                          c.data_ptr(), 2, 4, 2),
+                                          a.data_ptr(), 2, 6, b.data_ptr(), 2, 0, 0.5, c.data_ptr(),
+                                          2, 4, 2),
             CUBLAS_STATUS_SUCCESS);
-  EXPECT_TRUE(all_close(c.cpu(), Tensor::from_vector<float>({12.5, 16.5, 16.5, 20.5, 5, 7, 7, 5},
-                                                            {2, 2, 2}), 0, 0));
+  EXPECT_TRUE(all_close(
+      c.cpu(), Tensor::from_vector<float>({12.5, 16.5, 16.5, 20.5, 5, 7, 7, 5}, {2, 2, 2}), 0, 0));
   EXPECT_EQ(kernels::gemm_strided_batched(cuda::cublas(), DType::F32, false, false, 2, 2, 0, 1.0,
-                                          a.data_ptr(), 1, 0, b.data_ptr(), 2, 0, 0.0,
-                                          c.data_ptr(), 2, 4, 1),
+                                          a.data_ptr(), 1, 0, b.data_ptr(), 2, 0, 0.0, c.data_ptr(),
+                                          2, 4, 1),
             CUBLAS_STATUS_INVALID_VALUE);
   EXPECT_EQ(kernels::gemm_strided_batched(cuda::cublas(), DType::I32, false, false, 2, 2, 2, 1.0,
-                                          a.data_ptr(), 2, 0, b.data_ptr(), 2, 0, 0.0,
-                                          c.data_ptr(), 2, 4, 1),
+                                          a.data_ptr(), 2, 0, b.data_ptr(), 2, 0, 0.0, c.data_ptr(),
+                                          2, 4, 1),
             CUBLAS_STATUS_NOT_SUPPORTED);
 #endif
 }
