@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "engine/ops/linalg.h"
 #include "engine/ops/moe_dispatch.h"
 #include "tests/test_util.h"
 
@@ -72,4 +73,36 @@ TEST(MoeDispatch, BadInputs) {
   EXPECT_VIMOE_ERROR(dispatch_rows(Tensor::zeros({4, 2}), p), "dispatch_rows", "3 rows", "[4, 2]");
   EXPECT_VIMOE_ERROR(combine_rows(Tensor::zeros({3, 2}), Tensor::zeros({3, 2}), p), "combine_rows",
                      "gates", "[3, 1]", "[3, 2]");
+}
+
+TEST(MoeDispatch, GroupedLinearMatchesPerExpertLinear) {
+  // 4 images of 3 tokens, top-2 over 3 experts; expert 2 gets nothing.
+  const DispatchPlan p = plan_dispatch(ids({1, 0, 0, 1, 1, 0, 0, 1}, 2), 3);
+  const Tensor x = uniform({4, 3, 5}, 1);
+  const Tensor w = uniform({3, 2, 5}, 2), b = uniform({3, 2}, 3);
+  const Tensor buf = dispatch_rows(x, p);
+  const Tensor out = grouped_linear(buf, w, b, p);
+  EXPECT_EQ(out.shape(), (Shape{8, 3, 2}));
+  const std::vector<int32_t> order = p.order.to_vector<int32_t>();
+  for (int64_t i = 0; i < 8; ++i) {
+    const int64_t e = i < p.offsets[1] ? 0 : 1;
+    const Tensor expect = matmul(x.select(0, order[i] / 2), w.select(0, e).t()) + b.select(0, e);
+    EXPECT_TRUE(all_close(out.select(0, i), expect, 1e-6, 1e-6)) << i;
+  }
+  EXPECT_VIMOE_ERROR(grouped_linear(buf, uniform({2, 2, 5}, 4), b, p), "grouped_linear", "[3, out, in]");
+  EXPECT_VIMOE_ERROR(grouped_linear(buf, w, uniform({3, 3}, 5), p), "grouped_linear", "bias", "[3, 2]");
+}
+
+TEST(MoeDispatch, GroupedLinearGradients) {
+  for (bool image_rows : {true, false}) {
+    const DispatchPlan p = plan_dispatch(ids({2, 0, 0, 2, 2, 0}, 2), 4);  // experts 1 and 3 empty
+    const Tensor x = image_rows ? leaf64({3, 2, 4}, 1) : leaf64({3, 4}, 1);
+    const Tensor w = leaf64({4, 3, 4}, 2), b = leaf64({4, 3}, 3);
+    EXPECT_TRUE(grad_ok([&](const std::vector<Tensor>& in) {
+      return grouped_linear(dispatch_rows(in[0], p), in[1], in[2], p);
+    }, {x, w, b})) << image_rows;
+    EXPECT_TRUE(grad_ok([&](const std::vector<Tensor>& in) {
+      return grouped_linear(dispatch_rows(in[0], p), in[1], Tensor(), p);
+    }, {x, w})) << image_rows;
+  }
 }

@@ -3,9 +3,12 @@
 #include "engine/autograd.h"
 #include "engine/cpu/moe_dispatch.h"
 #include "engine/cuda/runtime.h"
+#include "engine/cpu/linalg.h"
 #include "engine/ops/common.h"
+#include "engine/ops/reduce.h"
 
 #ifdef VIMOE_WITH_CUDA
+#include "kernels/gemm.h"
 #include "kernels/moe_dispatch.h"
 #endif
 
@@ -54,6 +57,26 @@ Tensor combine(const Tensor& src, const DispatchPlan& plan, const Tensor& gates)
 #endif
   }
   return y;
+}
+
+// C[m, n] = op(A) @ op(B) (+ C when accumulate) on raw row-major pointers, on either device.
+void gemm(Device dev, DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void* a,
+          int64_t lda, const void* b, int64_t ldb, bool accumulate, void* c, int64_t ldc) {
+  if (m == 0 || n == 0 || k == 0) return;
+  const double beta = accumulate ? 1.0 : 0.0;
+  if (dev.is_cpu()) {
+    cpu::gemm(dt, ta, tb, m, n, k, 1.0, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    VIMOE_CUBLAS_CHECK(kernels::gemm_strided_batched(cuda::cublas(), dt, ta, tb, m, n, k, 1.0, a, lda,
+                                                     0, b, ldb, 0, beta, c, ldc, 0, 1));
+#endif
+  }
+}
+
+// Byte address of element `index` of a contiguous tensor.
+void* at(const Tensor& t, int64_t index) {
+  return static_cast<char*>(t.data_ptr()) + index * static_cast<int64_t>(dtype_size(t.dtype()));
 }
 
 }  // namespace
@@ -105,6 +128,67 @@ Tensor dispatch_rows(const Tensor& x, const DispatchPlan& plan) {
   }
   autograd::record("dispatch_rows", out, {x}, [plan](const Tensor& g) {
     return std::vector<Tensor>{combine(g.contiguous(), plan, Tensor())};
+  });
+  return out;
+}
+
+Tensor grouped_linear(const Tensor& buf_in, const Tensor& weight_in, const Tensor& bias_in,
+                      const DispatchPlan& plan) {
+  ops::check_defined(buf_in, "grouped_linear", "buf");
+  ops::check_defined(weight_in, "grouped_linear", "weight");
+  ops::check_floating(buf_in, "grouped_linear", "buf");
+  VIMOE_CHECK(weight_in.dim() == 3 && weight_in.size(0) == plan.experts, "grouped_linear: weight must be [",
+              plan.experts, ", out, in], found ", shape_str(weight_in.shape()));
+  const int64_t out_f = weight_in.size(1), in_f = weight_in.size(2);
+  VIMOE_CHECK(buf_in.dim() >= 2 && buf_in.size(0) == plan.rows * plan.k && buf_in.size(-1) == in_f,
+              "grouped_linear: buf must be [", plan.rows * plan.k, ", ..., ", in_f, "], found ",
+              shape_str(buf_in.shape()));
+  VIMOE_CHECK(buf_in.dtype() == weight_in.dtype(), "grouped_linear: buf is ", dtype_name(buf_in.dtype()),
+              ", weight is ", dtype_name(weight_in.dtype()));
+  ops::check_same_device(buf_in, weight_in, "grouped_linear");
+  if (bias_in.defined()) {
+    VIMOE_CHECK(bias_in.shape() == (Shape{plan.experts, out_f}) && bias_in.dtype() == buf_in.dtype(),
+                "grouped_linear: bias must be ", shape_str({plan.experts, out_f}), " ",
+                dtype_name(buf_in.dtype()), ", found ", describe(bias_in));
+    ops::check_same_device(buf_in, bias_in, "grouped_linear");
+  }
+  const Tensor buf = buf_in.contiguous(), weight = weight_in.contiguous();
+  const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  // Tokens per buffer row: a routed row may be a whole image.
+  const int64_t slots = plan.rows * plan.k;
+  const int64_t tokens = slots > 0 && in_f > 0 ? buf.numel() / (slots * in_f) : 0;
+  Shape out_shape = buf.shape();
+  out_shape.back() = out_f;
+  Tensor out = Tensor::empty(out_shape, TensorOptions(buf.dtype(), buf.device()));
+  {
+    NoGradGuard no_grad;
+    for (int64_t e = 0; e < plan.experts; ++e) {
+      const int64_t first = plan.offsets[e] * tokens, count = (plan.offsets[e + 1] - plan.offsets[e]) * tokens;
+      if (count == 0) continue;
+      Tensor seg = out.view({-1, out_f}).narrow(0, first, count);
+      if (bias.defined()) seg.copy_(bias.select(0, e));
+      gemm(buf.device(), buf.dtype(), false, true, count, out_f, in_f, at(buf, first * in_f), in_f,
+           at(weight, e * out_f * in_f), in_f, bias.defined(), seg.data_ptr(), out_f);
+    }
+  }
+  autograd::record("grouped_linear", out, {buf_in, weight_in, bias_in},
+                   [plan, buf, weight, has_bias = bias.defined(), tokens, in_f, out_f](const Tensor& g_in) {
+    const Tensor g = g_in.to(buf.dtype()).contiguous();
+    const TensorOptions opts(buf.dtype(), buf.device());
+    Tensor d_buf = Tensor::zeros(buf.shape(), opts);
+    Tensor d_w = Tensor::zeros(weight.shape(), opts);
+    Tensor d_b = has_bias ? Tensor::zeros({plan.experts, out_f}, opts) : Tensor();
+    for (int64_t e = 0; e < plan.experts; ++e) {
+      const int64_t first = plan.offsets[e] * tokens, count = (plan.offsets[e + 1] - plan.offsets[e]) * tokens;
+      if (count == 0) continue;
+      // d buf_e = g_e @ W_e;  d W_e = g_e^T @ buf_e;  d b_e = column sums of g_e.
+      gemm(buf.device(), buf.dtype(), false, false, count, in_f, out_f, at(g, first * out_f), out_f,
+           at(weight, e * out_f * in_f), in_f, false, at(d_buf, first * in_f), in_f);
+      gemm(buf.device(), buf.dtype(), true, false, out_f, in_f, count, at(g, first * out_f), out_f,
+           at(buf, first * in_f), in_f, false, at(d_w, e * out_f * in_f), in_f);
+      if (has_bias) d_b.select(0, e).copy_(sum(g.view({-1, out_f}).narrow(0, first, count), {0}));
+    }
+    return std::vector<Tensor>{d_buf, d_w, d_b};
   });
   return out;
 }

@@ -28,6 +28,14 @@ DispatchPlan plan_dispatch(const Tensor& expert_ids, int64_t experts);
 // buf[i] = x[order[i] / k]; differentiable (the backward sums each row's k copies).
 Tensor dispatch_rows(const Tensor& x, const DispatchPlan& plan);
 
+// Each expert's linear layer on its own segment: for expert e, the buffer rows
+// offsets[e]..offsets[e+1] (every token of them: buf is [R*k, ..., in]) are multiplied by
+// weight[e]^T ([in] -> [out]) and bias[e] is added. weight [experts, out, in], bias
+// [experts, out] or undefined. Empty experts are skipped (their gradients are zero).
+// Differentiable in buf, weight and bias.
+Tensor grouped_linear(const Tensor& buf, const Tensor& weight, const Tensor& bias,
+                      const DispatchPlan& plan);
+
 // y[r] = sum_j gates[r, j] * expert_out[position[r*k + j]], accumulated in f32 (f64 for f64)
 // and returned in expert_out's dtype; differentiable in expert_out and gates.
 Tensor combine_rows(const Tensor& expert_out, const Tensor& gates, const DispatchPlan& plan);

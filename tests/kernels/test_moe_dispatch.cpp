@@ -61,3 +61,31 @@ TEST(MoeDispatchCuda, GatherCombineAndBackwardMatchTheCpu) {
     }
   }
 }
+
+TEST(MoeDispatchCuda, GroupedLinearMatchesTheCpu) {
+  VIMOE_REQUIRE_GPU();
+  for (DType dt : {DType::F32, DType::BF16}) {
+    for (bool image_rows : {true, false}) {
+      const int64_t rows = image_rows ? 33 : 4099, experts = 8, k = 2;
+      const Tensor id = random_ids(rows, k, experts, 11);
+      const DispatchPlan pc = plan_dispatch(id, experts), pg = plan_dispatch(id.cuda(), experts);
+      const Shape xs = image_rows ? Shape{rows, 17, 64} : Shape{rows, 64};
+      Tensor x = uniform(xs, 1).to(dt), w = uniform({experts, 96, 64}, 2, -0.2, 0.2).to(dt);
+      Tensor b = uniform({experts, 96}, 3).to(dt);
+      Tensor xg = x.cuda(), wg = w.cuda(), bg = b.cuda();
+      for (Tensor* t : {&x, &w, &b, &xg, &wg, &bg}) t->set_requires_grad(true);
+      const Tensor yc = grouped_linear(dispatch_rows(x, pc), w, b, pc);
+      const Tensor yg = grouped_linear(dispatch_rows(xg, pg), wg, bg, pg);
+      // f32 without TF32 agrees to summation order; bf16 rounds products summed over K = 64
+      // (forward) and over up to rows * tokens (weight gradient).
+      const double tol = dt == DType::BF16 ? 5e-2 : 1e-4;
+      EXPECT_TRUE(all_close(yg.cpu(), yc, tol, tol)) << dtype_name(dt) << image_rows;
+      const Tensor gw = uniform(yc.shape(), 4).to(dt);
+      sum(yc * gw).backward();
+      sum(yg * gw.cuda()).backward();
+      EXPECT_TRUE(all_close(xg.grad().cpu(), x.grad(), tol, tol));
+      EXPECT_TRUE(all_close(wg.grad().cpu(), w.grad(), tol * 30, tol));
+      EXPECT_TRUE(all_close(bg.grad().cpu(), b.grad(), tol * 30, tol));
+    }
+  }
+}
