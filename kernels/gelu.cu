@@ -90,7 +90,7 @@ __global__ void gelu_backward_kernel(const T* __restrict__ dy, const T* __restri
 // then the warps' sums are added in threadIdx.y order and written as partial row blockIdx.y
 // of the [gridDim.y][cols] workspace.
 template <typename T, int V>
-__global__ void __launch_bounds__(kTileCols* kTileRows)
+__global__ void __launch_bounds__(kTileCols * kTileRows)
     bias_gelu_backward_tile(const T* __restrict__ dy, const T* __restrict__ x,
                             const T* __restrict__ bias, T* __restrict__ dx,
                             acc_t<T>* __restrict__ partial, int64_t rows, int64_t cols,

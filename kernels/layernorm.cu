@@ -16,18 +16,19 @@ using rowwise::warp_sum;
 
 constexpr int kWarps = 8;  // warps per block on the warp-per-row paths
 constexpr int kThreads = 32 * kWarps;
-// Blocks of the backward, hence rows of dweight/dbias partials: enough to fill an H100
-// (132 SMs) several blocks deep, few enough that the partials stay ~1-2% of the traffic.
-constexpr int64_t kMaxParts = 512;
+// Upper bound on the backward's blocks, hence on the rows of dweight/dbias partials: the
+// warp path runs one wave (below), at most ~700 blocks of 256 threads on current GPUs at its
+// register use; the generic tile path uses a fixed kTileParts.
+constexpr int64_t kMaxParts = 1024;
+constexpr int64_t kTileParts = 512;
 constexpr int kTileCols = 32, kTileRows = 8;  // block of the generic dweight/dbias kernel
-static_assert(kTileRows == kWarps, "both backward paths split rows into the same parts");
+static_assert(kTileRows == kWarps, "both backward paths give each part at least 8 rows");
 constexpr int64_t kMaxGrid = int64_t(1) << 20;  // row loops stride beyond this many blocks
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Each backward part (block) covers at least kWarps rows, so no part is empty for small
-// inputs, and the workspace size depends only on the shape.
-int64_t parts_for(int64_t rows) { return std::min(ceil_div(rows, kWarps), kMaxParts); }
+// Rows of partials the workspace must hold: every part has at least kWarps rows.
+int64_t max_parts(int64_t rows) { return std::min(ceil_div(rows, kWarps), kMaxParts); }
 
 // The warp path keeps four row-sized arrays per lane in registers in the backward (xhat,
 // dy*w and the dweight/dbias sums), so it is limited to 32 f32 (16 f64) values per lane
@@ -342,21 +343,27 @@ bool fits_warp_path(int64_t cols, std::initializer_list<const void*> ptrs) {
 }
 
 // Calls f(std::integral_constant<int, K>) with K the smallest of 1, 2, 3, 4, 6, 8 packs per
-// lane that covers the row (fewer instantiations; at most two idle packs).
+// lane that covers the row (fewer instantiations; at most two idle packs). Returns false,
+// calling nothing, for a row wider than the register budget (fits_warp_path excludes those).
 template <typename T, typename F>
-void with_packs(int64_t cols, F&& f) {
+bool with_packs(int64_t cols, F&& f) {
   const int64_t need = ceil_div(cols, int64_t(32) * pack_width<T>());
   auto call = [&](auto k) {
-    // Skips instantiating register footprints fits_warp_path never selects (e.g. 8 bf16
-    // packs); every selectable `need` rounds to an allowed K, so nothing is skipped at run time.
-    if constexpr (decltype(k)::value * pack_width<T>() <= max_lane_elems<T>()) f(k);
+    // Only register footprints within budget are instantiated (e.g. no 8 packs of bf16).
+    if constexpr (decltype(k)::value * pack_width<T>() <= max_lane_elems<T>()) {
+      f(k);
+      return true;
+    } else {
+      return false;
+    }
   };
-  if (need <= 1) call(std::integral_constant<int, 1>{});
-  else if (need <= 2) call(std::integral_constant<int, 2>{});
-  else if (need <= 3) call(std::integral_constant<int, 3>{});
-  else if (need <= 4) call(std::integral_constant<int, 4>{});
-  else if (need <= 6) call(std::integral_constant<int, 6>{});
-  else call(std::integral_constant<int, 8>{});
+  if (need <= 1) return call(std::integral_constant<int, 1>{});
+  if (need <= 2) return call(std::integral_constant<int, 2>{});
+  if (need <= 3) return call(std::integral_constant<int, 3>{});
+  if (need <= 4) return call(std::integral_constant<int, 4>{});
+  if (need <= 6) return call(std::integral_constant<int, 6>{});
+  if (need <= 8) return call(std::integral_constant<int, 8>{});
+  return false;
 }
 
 // About four elements per thread, in whole warps, 32..1024 threads.
@@ -365,18 +372,33 @@ int block_threads(int64_t cols) {
   return static_cast<int>(std::clamp<int64_t>(warps, 1, 32) * 32);
 }
 
+// Blocks of `kernel` that are resident on the device at once. The warp backward launches
+// exactly one such wave and lets each warp loop over rows: with fixed-size blocks a second,
+// partly filled wave would leave most SMs idle for as long as a full one (512 blocks over
+// the 396 slots of an H100 at 80 registers cost two waves' time), and fewer blocks also
+// means fewer partial rows to reduce. Deterministic for a given kernel and GPU.
+template <typename Kernel>
+int64_t one_wave(Kernel kernel, size_t smem) {
+  int dev = 0, sms = 0, per_sm = 0;
+  // A failure leaves a zero (hence one block) and is reported by the caller's
+  // cudaGetLastError().
+  if (cudaGetDevice(&dev) == cudaSuccess &&
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess)
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem);
+  return std::max<int64_t>(1, int64_t(sms) * per_sm);
+}
+
 template <typename T>
 void forward_typed(const T* x, const T* w, const T* b, T* y, acc_t<T>* mean, acc_t<T>* rstd,
                    int64_t rows, int64_t cols, double eps, cudaStream_t stream) {
   using A = acc_t<T>;
   const int c = static_cast<int>(cols);
-  if (fits_warp_path<T>(cols, {x, w, b, y})) {
-    const auto grid = static_cast<unsigned>(std::min(ceil_div(rows, kWarps), kMaxGrid));
-    with_packs<T>(cols, [&](auto k) {
-      ln_forward_warp<T, decltype(k)::value>
-          <<<grid, kThreads, 0, stream>>>(x, w, b, y, mean, rstd, rows, c, A(eps));
-    });
-  } else {
+  const auto warp_grid = static_cast<unsigned>(std::min(ceil_div(rows, kWarps), kMaxGrid));
+  const bool done = fits_warp_path<T>(cols, {x, w, b, y}) && with_packs<T>(cols, [&](auto k) {
+    ln_forward_warp<T, decltype(k)::value>
+        <<<warp_grid, kThreads, 0, stream>>>(x, w, b, y, mean, rstd, rows, c, A(eps));
+  });
+  if (!done) {
     const auto grid = static_cast<unsigned>(std::min(rows, kMaxGrid));
     ln_forward_block<T><<<grid, block_threads(cols), 0, stream>>>(x, w, b, y, mean, rstd, rows,
                                                                   c, A(eps));
@@ -390,16 +412,17 @@ void backward_typed(const T* dy, const T* x, const T* w, const acc_t<T>* mean,
   using A = acc_t<T>;
   const int c = static_cast<int>(cols);
   const bool params = dw != nullptr || db != nullptr;
-  const int64_t parts = parts_for(rows);
   A* partial = params ? work : nullptr;
-  if (fits_warp_path<T>(cols, {dy, x, w, dx})) {
-    const size_t smem = params ? 2 * static_cast<size_t>(cols) * sizeof(A) : 0;
-    with_packs<T>(cols, [&](auto k) {
-      ln_backward_warp<T, decltype(k)::value><<<static_cast<unsigned>(parts), kThreads, smem,
-                                                stream>>>(dy, x, w, mean, rstd, dx, partial,
-                                                          rows, c);
-    });
-  } else {
+  int64_t parts = 0;  // blocks, hence rows of partials; at most max_parts(rows)
+  const size_t smem = params ? 2 * static_cast<size_t>(cols) * sizeof(A) : 0;
+  const bool done = fits_warp_path<T>(cols, {dy, x, w, dx}) && with_packs<T>(cols, [&](auto k) {
+    const auto kernel = ln_backward_warp<T, decltype(k)::value>;
+    parts = std::min(max_parts(rows), one_wave(kernel, smem));
+    kernel<<<static_cast<unsigned>(parts), kThreads, smem, stream>>>(dy, x, w, mean, rstd, dx,
+                                                                    partial, rows, c);
+  });
+  if (!done) {
+    parts = std::min(max_parts(rows), kTileParts);
     if (dx != nullptr) {
       const auto grid = static_cast<unsigned>(std::min(rows, kMaxGrid));
       ln_backward_dx_block<T>
@@ -433,7 +456,7 @@ cudaError_t layer_norm_forward(DType dtype, const void* x, const void* weight, c
 }
 
 int64_t layer_norm_backward_workspace(int64_t rows, int64_t cols) {
-  return rows > 0 ? 2 * parts_for(rows) * cols : 0;
+  return rows > 0 ? 2 * max_parts(rows) * cols : 0;
 }
 
 cudaError_t layer_norm_backward(DType dtype, const void* dy, const void* x, const void* weight,

@@ -5,9 +5,9 @@
 // accumulation type, "acc" below: f32, or f64 for F64. weight and bias are [cols] in the
 // element type and may be null (no scale, no shift).
 //
-// Rows that fit in registers (cols a multiple of 16 bytes' worth of elements, at most 1024
-// f32 / 2048 bf16 elements, 16-byte aligned pointers) take a warp-per-row path with 128-bit
-// loads that reads x once; everything else takes a block-per-row path.
+// Rows that fit in registers (cols a whole number of 16-byte packs, at most 1024 elements,
+// 512 for f64; 16-byte aligned pointers) take a warp-per-row path with 128-bit loads that
+// reads each input once; everything else takes a block-per-row path.
 #pragma once
 #include <cuda_runtime_api.h>
 
