@@ -59,8 +59,8 @@ __global__ void gelu_forward_kernel(const T* __restrict__ x, const T* __restrict
 // dx only (no dbias wanted); same indexing as the forward.
 template <typename T, int V, bool kBias>
 __global__ void gelu_backward_kernel(const T* __restrict__ dy, const T* __restrict__ x,
-                                     const T* __restrict__ bias, T* __restrict__ dx,
-                                     int64_t packs, int64_t row_packs) {
+                                     const T* __restrict__ bias, T* __restrict__ dx, int64_t packs,
+                                     int64_t row_packs) {
   using A = acc_t<T>;
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -143,12 +143,14 @@ bool all_aligned(std::initializer_list<const void*> ptrs) {
 // Calls f with the pack width: 16 bytes when every pointer is aligned and packs never
 // straddle a row (with a bias) or the end (without), else single elements.
 template <typename T, typename F>
-void with_width(bool has_bias, int64_t rows, int64_t cols,
-                std::initializer_list<const void*> ptrs, F&& f) {
+void with_width(bool has_bias, int64_t rows, int64_t cols, std::initializer_list<const void*> ptrs,
+                F&& f) {
   constexpr int V = pack_width<T>();
   const bool fits = has_bias ? cols % V == 0 : (rows * cols) % V == 0;
-  if (fits && all_aligned(ptrs)) f(std::integral_constant<int, V>{});
-  else f(std::integral_constant<int, 1>{});
+  if (fits && all_aligned(ptrs))
+    f(std::integral_constant<int, V>{});
+  else
+    f(std::integral_constant<int, 1>{});
 }
 
 template <typename T>
@@ -177,7 +179,8 @@ void backward_typed(const T* dy, const T* x, const T* bias, T* dx, T* dbias, acc
         gelu_backward_kernel<T, W, true>
             <<<grid, kBlock, 0, stream>>>(dy, x, bias, dx, packs, cols / W);
       else
-        gelu_backward_kernel<T, W, false><<<grid, kBlock, 0, stream>>>(dy, x, nullptr, dx, packs, 1);
+        gelu_backward_kernel<T, W, false>
+            <<<grid, kBlock, 0, stream>>>(dy, x, nullptr, dx, packs, 1);
       return;
     }
     const int64_t parts = parts_for(rows, cols);
@@ -217,8 +220,7 @@ cudaError_t gelu_backward(DType dtype, const void* dy, const void* x, const void
     using A = acc_t<scalar_t>;
     backward_typed(static_cast<const scalar_t*>(dy), static_cast<const scalar_t*>(x),
                    static_cast<const scalar_t*>(bias), static_cast<scalar_t*>(dx),
-                   static_cast<scalar_t*>(dbias), static_cast<A*>(workspace), rows, cols,
-                   stream);
+                   static_cast<scalar_t*>(dbias), static_cast<A*>(workspace), rows, cols, stream);
   });
   return cudaGetLastError();
 }

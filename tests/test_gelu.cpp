@@ -67,10 +67,12 @@ TEST(GeluCpu, MatchesLoopsOn3DInput) {
     const double tol = dt == DType::F64 ? 1e-14 : 1e-6;
     Tensor y = gelu(x);
     EXPECT_EQ(y.dtype(), dt);
-    EXPECT_TRUE(all_close(y, from(loop_bias_gelu(xv, {}, 5), {2, 3, 5}), tol, tol)) << dtype_name(dt);
+    EXPECT_TRUE(all_close(y, from(loop_bias_gelu(xv, {}, 5), {2, 3, 5}), tol, tol))
+        << dtype_name(dt);
     y = bias_gelu(x, b);
     EXPECT_EQ(y.shape(), (Shape{2, 3, 5}));
-    EXPECT_TRUE(all_close(y, from(loop_bias_gelu(xv, bv, 5), {2, 3, 5}), tol, tol)) << dtype_name(dt);
+    EXPECT_TRUE(all_close(y, from(loop_bias_gelu(xv, bv, 5), {2, 3, 5}), tol, tol))
+        << dtype_name(dt);
   }
   // A 0-dimensional x is one element.
   EXPECT_TRUE(all_close(gelu(Tensor::scalar(1.0, DType::F64)),
@@ -83,9 +85,9 @@ TEST(GeluCpu, HalfTypesRoundOnce) {
     // One rounding of an f32 result: at most 2^-8 (bf16) or 2^-11 (f16) relative, plus
     // f32 error far below that.
     const double rel = dt == DType::BF16 ? 1.0 / 256 : 1.0 / 2048;
-    EXPECT_TRUE(all_close(bias_gelu(x, b),
-                          from(loop_bias_gelu(x.to_vector<double>(), b.to_vector<double>(), 6), {4, 6}),
-                          1e-6, rel))
+    EXPECT_TRUE(all_close(
+        bias_gelu(x, b),
+        from(loop_bias_gelu(x.to_vector<double>(), b.to_vector<double>(), 6), {4, 6}), 1e-6, rel))
         << dtype_name(dt);
   }
 }
@@ -103,8 +105,8 @@ TEST(GeluCpu, NonContiguousInput) {
   const Tensor xt = base.transpose(0, 1);  // [4, 5]
   ASSERT_FALSE(xt.is_contiguous());
   const std::vector<double> xv = xt.contiguous().to_vector<double>();
-  EXPECT_TRUE(all_close(bias_gelu(xt, b), from(loop_bias_gelu(xv, b.to_vector<double>(), 5), {4, 5}),
-                        1e-14, 1e-14));
+  EXPECT_TRUE(all_close(bias_gelu(xt, b),
+                        from(loop_bias_gelu(xv, b.to_vector<double>(), 5), {4, 5}), 1e-14, 1e-14));
   EXPECT_TRUE(all_close(gelu(xt), from(loop_bias_gelu(xv, {}, 5), {4, 5}), 1e-14, 1e-14));
 }
 

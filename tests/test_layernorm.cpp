@@ -88,14 +88,14 @@ TEST(LayerNormCpu, HandCheckedRow) {
 }
 
 TEST(LayerNormCpu, HandCheckedBackward) {
-  // dy = e0, w = 1: dx = rstd * (e0 - 1/4 - xhat * xhat_0 / 4) = 0.8944272 * [0.3, -0.4, -0.1, 0.2];
+  // dy = e0, w = 1: dx = rstd * (e0 - 1/4 - xhat * xhat_0 / 4)
+  //                    = 0.8944272 * [0.3, -0.4, -0.1, 0.2];
   // dweight = dy * xhat = [xhat_0, 0, 0, 0]; dbias = dy.
   Tensor x = from({1, 2, 3, 4}, {1, 4}), w = from({1, 1, 1, 1}, {4}), b = from({0, 0, 0, 0}, {4});
   for (Tensor* t : {&x, &w, &b}) t->set_requires_grad(true);
   layer_norm(x, w, b, 0.0).backward(from({1, 0, 0, 0}, {1, 4}));
-  EXPECT_TRUE(all_close(x.grad(),
-                        from({0.2683281573, -0.3577708764, -0.0894427191, 0.1788854382}, {1, 4}),
-                        1e-9, 0));
+  EXPECT_TRUE(all_close(
+      x.grad(), from({0.2683281573, -0.3577708764, -0.0894427191, 0.1788854382}, {1, 4}), 1e-9, 0));
   EXPECT_TRUE(all_close(w.grad(), from({-1.3416407865, 0, 0, 0}, {4}), 1e-9, 0));
   EXPECT_TRUE(all_close(b.grad(), from({1, 0, 0, 0}, {4}), 1e-12, 0));
 }
@@ -115,8 +115,8 @@ TEST(LayerNormCpu, MatchesLoopsOn3DInput) {
   for (DType dt : {DType::F64, DType::F32}) {
     const Tensor x = uniform(shape, 1, -2, 3, dt), w = uniform({7}, 2, 0.5, 1.5, dt),
                  b = uniform({7}, 3, -1, 1, dt);
-    const std::vector<double> want = loop_layer_norm(
-        x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(), 6, 7, 1e-5);
+    const std::vector<double> want = loop_layer_norm(x.to_vector<double>(), w.to_vector<double>(),
+                                                     b.to_vector<double>(), 6, 7, 1e-5);
     const Tensor y = layer_norm(x, w, b, 1e-5);
     EXPECT_EQ(y.shape(), shape);
     EXPECT_EQ(y.dtype(), dt);
@@ -131,12 +131,12 @@ TEST(LayerNormCpu, WithoutWeightOrBias) {
                b = uniform({5}, 6, -2, 2, DType::F64);
   const std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>(),
                             bv = b.to_vector<double>();
-  EXPECT_TRUE(all_close(layer_norm(x, {}, {}, 1e-6), from(loop_layer_norm(xv, {}, {}, 4, 5, 1e-6), {4, 5}),
-                        1e-12, 1e-12));
-  EXPECT_TRUE(all_close(layer_norm(x, w, {}, 1e-6), from(loop_layer_norm(xv, wv, {}, 4, 5, 1e-6), {4, 5}),
-                        1e-12, 1e-12));
-  EXPECT_TRUE(all_close(layer_norm(x, {}, b, 1e-6), from(loop_layer_norm(xv, {}, bv, 4, 5, 1e-6), {4, 5}),
-                        1e-12, 1e-12));
+  EXPECT_TRUE(all_close(layer_norm(x, {}, {}, 1e-6),
+                        from(loop_layer_norm(xv, {}, {}, 4, 5, 1e-6), {4, 5}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(layer_norm(x, w, {}, 1e-6),
+                        from(loop_layer_norm(xv, wv, {}, 4, 5, 1e-6), {4, 5}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(layer_norm(x, {}, b, 1e-6),
+                        from(loop_layer_norm(xv, {}, bv, 4, 5, 1e-6), {4, 5}), 1e-12, 1e-12));
 }
 
 TEST(LayerNormCpu, NonContiguousInputs) {
@@ -145,11 +145,12 @@ TEST(LayerNormCpu, NonContiguousInputs) {
   // A transposed view: rows of x are columns of base.
   const Tensor xt = base.transpose(0, 1);
   ASSERT_FALSE(xt.is_contiguous());
-  EXPECT_TRUE(all_close(layer_norm(xt, w, b, 1e-5),
-                        from(loop_layer_norm(xt.contiguous().to_vector<double>(), w.to_vector<double>(),
-                                             b.to_vector<double>(), 5, 6, 1e-5),
-                             {5, 6}),
-                        1e-12, 1e-12));
+  EXPECT_TRUE(
+      all_close(layer_norm(xt, w, b, 1e-5),
+                from(loop_layer_norm(xt.contiguous().to_vector<double>(), w.to_vector<double>(),
+                                     b.to_vector<double>(), 5, 6, 1e-5),
+                     {5, 6}),
+                1e-12, 1e-12));
   // A strided slice of the last dimension, and a strided weight.
   const Tensor xs = base.slice(1, 0, 5, 2);  // [6, 3], stride 2
   const Tensor ws = uniform({6}, 10, 0.5, 1.5, DType::F64).slice(0, 0, 6, 2);
@@ -167,8 +168,8 @@ TEST(LayerNormCpu, HalfTypesRoundOnce) {
                  b = uniform({9}, 13, -1, 1, dt);
     const Tensor y = layer_norm(x, w, b, 1e-5);
     EXPECT_EQ(y.dtype(), dt);
-    const std::vector<double> want = loop_layer_norm(
-        x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(), 3, 9, 1e-5);
+    const std::vector<double> want = loop_layer_norm(x.to_vector<double>(), w.to_vector<double>(),
+                                                     b.to_vector<double>(), 3, 9, 1e-5);
     // The reference rounds its double result once: within half a unit in the last place
     // (at most 2^-8 relative for bf16's 8 significant bits, 2^-11 for f16's 11) of the
     // exact value on the rounded inputs.
@@ -179,24 +180,27 @@ TEST(LayerNormCpu, HalfTypesRoundOnce) {
 
 TEST(LayerNormCpu, Gradcheck) {
   const Tensor x = leaf64({3, 5}, 20, -1, 2), w = leaf64({5}, 21, 0.5, 1.5), b = leaf64({5}, 22);
-  EXPECT_TRUE(grad_ok([](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2], 1e-5); },
-                      {x, w, b}));
+  EXPECT_TRUE(
+      grad_ok([](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2], 1e-5); },
+              {x, w, b}));
   // No affine; and 3-D x with weight only.
   EXPECT_TRUE(grad_ok([](const std::vector<Tensor>& in) { return layer_norm(in[0], {}, {}, 1e-5); },
                       {leaf64({4, 3}, 23)}));
-  EXPECT_TRUE(grad_ok([](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], {}, 0.1); },
-                      {leaf64({2, 2, 4}, 24), leaf64({4}, 25)}));
+  EXPECT_TRUE(
+      grad_ok([](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], {}, 0.1); },
+              {leaf64({2, 2, 4}, 24), leaf64({4}, 25)}));
   // One column: xhat is 0 whatever x is, so dx is 0 and dweight is 0.
-  EXPECT_TRUE(grad_ok([](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2], 1e-5); },
-                      {leaf64({3, 1}, 26), leaf64({1}, 27), leaf64({1}, 28)}));
+  EXPECT_TRUE(
+      grad_ok([](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2], 1e-5); },
+              {leaf64({3, 1}, 26), leaf64({1}, 27), leaf64({1}, 28)}));
 }
 
 TEST(LayerNormCpu, GradcheckOnlyTheParameters) {
   // x without requires_grad: the node still gives dweight and dbias.
   const Tensor x = uniform({4, 6}, 30, -1, 1, DType::F64);
   const Tensor w = leaf64({6}, 31), b = leaf64({6}, 32);
-  EXPECT_TRUE(grad_ok([x](const std::vector<Tensor>& in) { return layer_norm(x, in[0], in[1], 1e-5); },
-                      {w, b}));
+  EXPECT_TRUE(grad_ok(
+      [x](const std::vector<Tensor>& in) { return layer_norm(x, in[0], in[1], 1e-5); }, {w, b}));
 }
 
 TEST(LayerNormCpu, GradcheckInsideALargerGraph) {
@@ -226,8 +230,8 @@ TEST(LayerNormCpu, BackwardTakesAnyGradientLayoutAndDtype) {
     layer_norm(x, w, b, 1e-5).backward(gt.transpose(0, 1));
     // The op rounds the incoming gradient to x's dtype; the loops start from those values.
     const std::vector<double> dy = gt.transpose(0, 1).contiguous().to(dt).to_vector<double>();
-    const LoopGrads want = loop_layer_norm_grads(x0.to_vector<double>(), w0.to_vector<double>(),
-                                                 dy, rows, cols, 1e-5);
+    const LoopGrads want =
+        loop_layer_norm_grads(x0.to_vector<double>(), w0.to_vector<double>(), dy, rows, cols, 1e-5);
     // f32: f32 statistics and one rounding per value; bf16: one rounding, at most 2^-8
     // relative (abs covers results that cancel to near zero).
     const double rel = dt == DType::F32 ? 1e-5 : 1e-2;
@@ -255,10 +259,10 @@ TEST(LayerNormCpu, BadInputsNameTheOpAndShapes) {
                      "[5]", "[2, 4]");
   EXPECT_VIMOE_ERROR(layer_norm(x, w, Tensor::zeros({2, 4}), 1e-5), "layer_norm", "bias", "[4]",
                      "[2, 4]");
-  EXPECT_VIMOE_ERROR(layer_norm(x, Tensor::ones({4}, DType::F64), {}, 1e-5), "layer_norm",
-                     "weight", "f64", "f32", "[2, 4]");
-  EXPECT_VIMOE_ERROR(layer_norm(x, w, Tensor::zeros({4}, DType::BF16), 1e-5), "layer_norm",
-                     "bias", "bf16", "f32");
+  EXPECT_VIMOE_ERROR(layer_norm(x, Tensor::ones({4}, DType::F64), {}, 1e-5), "layer_norm", "weight",
+                     "f64", "f32", "[2, 4]");
+  EXPECT_VIMOE_ERROR(layer_norm(x, w, Tensor::zeros({4}, DType::BF16), 1e-5), "layer_norm", "bias",
+                     "bf16", "f32");
   EXPECT_VIMOE_ERROR(layer_norm(Tensor::zeros({2, 4}, DType::I32), {}, {}, 1e-5), "layer_norm",
                      "i32", "[2, 4]");
   EXPECT_VIMOE_ERROR(layer_norm(Tensor::scalar(1.0), {}, {}, 1e-5), "layer_norm", "[]");

@@ -39,10 +39,14 @@ struct Tol {
 };
 Tol tol_for(DType dt) {
   switch (dt) {
-    case DType::F32: return {1e-6, 1e-5, 1e-6};
-    case DType::F64: return {1e-13, 1e-12, 1e-13};
-    case DType::F16: return {1e-4, 2e-3, 1e-4};
-    default: return {1e-4, 1e-2, 1e-4};  // bf16
+    case DType::F32:
+      return {1e-6, 1e-5, 1e-6};
+    case DType::F64:
+      return {1e-13, 1e-12, 1e-13};
+    case DType::F16:
+      return {1e-4, 2e-3, 1e-4};
+    default:
+      return {1e-4, 1e-2, 1e-4};  // bf16
   }
 }
 
@@ -53,8 +57,8 @@ void expect_matches(const Outputs& gpu, const Outputs& cpu, DType dt, int64_t ro
   EXPECT_TRUE(all_close(gpu.dx, cpu.dx, t.atol, t.rtol)) << "dx";
   EXPECT_EQ(gpu.db.defined(), cpu.db.defined());
   if (cpu.db.defined()) {
-    EXPECT_TRUE(all_close(gpu.db, cpu.db, t.atol + t.db_atol_per_row * static_cast<double>(rows),
-                          t.rtol))
+    EXPECT_TRUE(
+        all_close(gpu.db, cpu.db, t.atol + t.db_atol_per_row * static_cast<double>(rows), t.rtol))
         << "dbias";
   }
 }

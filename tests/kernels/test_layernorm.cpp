@@ -22,7 +22,7 @@ struct Outputs {
 // Forward and backward on `dev` from the same host values. Undefined w / b mean no affine;
 // `x_grad` false leaves x out of the gradients (the kernels then skip dx).
 Outputs run(const Tensor& x_h, const Tensor& w_h, const Tensor& b_h, const Tensor& g_h, Device dev,
-        bool x_grad = true) {
+            bool x_grad = true) {
   Tensor x = x_h.detach().to(dev);
   Tensor w = w_h.defined() ? w_h.detach().to(dev) : Tensor();
   Tensor b = b_h.defined() ? b_h.detach().to(dev) : Tensor();
@@ -48,10 +48,14 @@ struct Tol {
 };
 Tol tol_for(DType dt) {
   switch (dt) {
-    case DType::F32: return {1e-5, 1e-5, 1e-4, 1e-6};
-    case DType::F64: return {1e-12, 1e-12, 1e-10, 1e-13};
-    case DType::F16: return {2e-3, 2e-3, 2e-3, 1e-4};
-    default: return {1e-2, 1e-2, 1e-2, 1e-4};  // bf16
+    case DType::F32:
+      return {1e-5, 1e-5, 1e-4, 1e-6};
+    case DType::F64:
+      return {1e-12, 1e-12, 1e-10, 1e-13};
+    case DType::F16:
+      return {2e-3, 2e-3, 2e-3, 1e-4};
+    default:
+      return {1e-2, 1e-2, 1e-2, 1e-4};  // bf16
   }
 }
 
@@ -77,7 +81,8 @@ void check_case(int64_t rows, int64_t cols, DType dt, uint64_t seed) {
                dtype_name(dt));
   // A non-zero mean (inputs in [-1, 3)) exercises the centring.
   const Tensor x = uniform({rows, cols}, seed, -1, 3, dt);
-  const Tensor w = uniform({cols}, seed + 1, 0.5, 1.5, dt), b = uniform({cols}, seed + 2, -1, 1, dt);
+  const Tensor w = uniform({cols}, seed + 1, 0.5, 1.5, dt),
+               b = uniform({cols}, seed + 2, -1, 1, dt);
   const Tensor g = uniform({rows, cols}, seed + 3, -1, 1, dt);
   expect_matches(run(x, w, b, g, Device::cuda()), run(x, w, b, g, Device::cpu()), dt, rows);
 }
@@ -115,11 +120,15 @@ TEST(LayerNormCuda, WithoutAffineOrWithoutDx) {
     const Tensor x = uniform({257, cols}, 300, -1, 3), w = uniform({cols}, 301, 0.5, 1.5),
                  b = uniform({cols}, 302), g = uniform({257, cols}, 303);
     // No affine at all; weight only; bias only.
-    expect_matches(run(x, {}, {}, g, Device::cuda()), run(x, {}, {}, g, Device::cpu()), DType::F32, 257);
-    expect_matches(run(x, w, {}, g, Device::cuda()), run(x, w, {}, g, Device::cpu()), DType::F32, 257);
-    expect_matches(run(x, {}, b, g, Device::cuda()), run(x, {}, b, g, Device::cpu()), DType::F32, 257);
+    expect_matches(run(x, {}, {}, g, Device::cuda()), run(x, {}, {}, g, Device::cpu()), DType::F32,
+                   257);
+    expect_matches(run(x, w, {}, g, Device::cuda()), run(x, w, {}, g, Device::cpu()), DType::F32,
+                   257);
+    expect_matches(run(x, {}, b, g, Device::cuda()), run(x, {}, b, g, Device::cpu()), DType::F32,
+                   257);
     // x without requires_grad: only dweight and dbias are computed.
-    const Outputs gpu = run(x, w, b, g, Device::cuda(), false), cpu = run(x, w, b, g, Device::cpu(), false);
+    const Outputs gpu = run(x, w, b, g, Device::cuda(), false),
+                  cpu = run(x, w, b, g, Device::cpu(), false);
     EXPECT_FALSE(gpu.dx.defined());
     expect_matches(gpu, cpu, DType::F32, 257);
   }
