@@ -1,0 +1,149 @@
+#include "engine/ops/attention.h"
+
+#include <cmath>
+#include <cstdint>
+
+#include "engine/autograd.h"
+#include "engine/cpu/attention.h"
+#include "engine/cuda/runtime.h"
+#include "engine/ops/common.h"
+
+#ifdef VIMOE_WITH_CUDA
+#include "kernels/attention.h"
+#endif
+
+namespace vimoe {
+
+namespace {
+
+// The log-sum-exp keeps f64 for gradient checks; everything else saves it in f32.
+DType lse_dtype(DType dt) { return dt == DType::F64 ? DType::F64 : DType::F32; }
+
+void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+  ops::check_defined(q, op, "q");
+  ops::check_defined(k, op, "k");
+  ops::check_defined(v, op, "v");
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor&>{"q", q}, {"k", k}, {"v", v}})
+    VIMOE_CHECK(t.dim() == 4, op, ": expected '", name, "' of shape [B, H, S, Dh], found ",
+                describe(t));
+  VIMOE_CHECK(k.shape() == q.shape() && v.shape() == q.shape(), op,
+              ": q, k and v must have one shape, found q ", describe(q), ", k ", describe(k),
+              ", v ", describe(v));
+  ops::check_same_device(q, k, op);
+  ops::check_same_device(q, v, op);
+  ops::check_floating(q, op, "q");
+  VIMOE_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(), op,
+              ": q, k and v must share one dtype, found q ", describe(q), ", k ", describe(k),
+              ", v ", describe(v));
+  VIMOE_CHECK(q.size(3) > 0, op, ": head dim must be positive, found q ", describe(q));
+#ifdef VIMOE_WITH_CUDA
+  if (q.is_cuda()) {
+    VIMOE_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::BF16, op,
+                ": the CUDA kernels take f32 or bf16, found q ", describe(q));
+    VIMOE_CHECK(kernels::attention_head_dim_supported(q.size(3)), op,
+                ": the CUDA kernels support head dim 64 or 128, found head dim ", q.size(3),
+                " (q ", describe(q), ")");
+  }
+#endif
+}
+
+// Contiguous, history-free, and on the GPU 16-byte aligned: the kernels move rows in
+// 16-byte pieces, so a view starting at an odd element offset is copied.
+Tensor kernel_ready(const Tensor& t) {
+  Tensor c = t.contiguous();
+  if (c.is_cuda() && c.numel() > 0 && reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 != 0)
+    c = c.clone();
+  return c.detach();
+}
+
+struct Forward {
+  Tensor q, k, v, out, lse;  // the contiguous operands the kernels saw, and the results
+};
+
+Forward run_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double scale) {
+  check_qkv(q_in, k_in, v_in, "attention");
+  VIMOE_CHECK(std::isfinite(scale), "attention: scale must be finite, found ", scale);
+  NoGradGuard no_grad;
+  Forward f{kernel_ready(q_in), kernel_ready(k_in), kernel_ready(v_in), {}, {}};
+  const Shape& s = f.q.shape();
+  const DType dt = f.q.dtype();
+  f.out = Tensor::empty(s, TensorOptions(dt, f.q.device()));
+  f.lse = Tensor::empty({s[0], s[1], s[2]}, TensorOptions(lse_dtype(dt), f.q.device()));
+  if (f.out.numel() == 0) return f;
+  if (f.q.device().is_cpu()) {
+    cpu::attention_forward(f.q, f.k, f.v, f.out, f.lse, scale);
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    VIMOE_CUDA_CHECK(kernels::attention_forward(
+        dt, f.q.data_ptr(), f.k.data_ptr(), f.v.data_ptr(), f.out.data_ptr(), f.lse.data<float>(),
+        s[0] * s[1], s[2], s[3], static_cast<float>(scale), cuda::stream()));
+#endif
+  }
+  return f;
+}
+
+}  // namespace
+
+AttentionOutput attention_with_lse(const Tensor& q, const Tensor& k, const Tensor& v,
+                                   double scale) {
+  Forward f = run_forward(q, k, v, scale);
+  // Saves the contiguous operands (not the caller's views), the output and the lse.
+  autograd::record("attention", f.out, {q, k, v},
+                   [qc = f.q, kc = f.k, vc = f.v, out = f.out.detach(), lse = f.lse,
+                    scale](const Tensor& g) {
+                     const AttentionGrads gr =
+                         attention_backward(qc, kc, vc, out, lse, g.to(out.dtype()), scale);
+                     return std::vector<Tensor>{gr.dq, gr.dk, gr.dv};
+                   });
+  return {f.out, f.lse};
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  return attention_with_lse(q, k, v, scale).out;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) {
+  check_qkv(q, k, v, "attention");  // the default scale needs a valid head dim
+  return attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(q.size(3))));
+}
+
+AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                  double scale) {
+  const char* op = "attention_backward";
+  check_qkv(q, k, v, op);
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor&>{"out", out}, {"dout", dout}}) {
+    ops::check_defined(t, op, name);
+    VIMOE_CHECK(t.shape() == q.shape() && t.dtype() == q.dtype() && t.device() == q.device(), op,
+                ": '", name, "' must match q ", describe(q), ", found ", describe(t));
+  }
+  ops::check_defined(lse, op, "lse");
+  const Shape& s = q.shape();
+  const Shape lse_shape{s[0], s[1], s[2]};
+  VIMOE_CHECK(lse.shape() == lse_shape && lse.dtype() == lse_dtype(q.dtype()) &&
+                  lse.device() == q.device(),
+              op, ": expected lse ", shape_str(lse_shape), " ", dtype_name(lse_dtype(q.dtype())),
+              " ", q.device().str(), " for q ", describe(q), ", found ", describe(lse));
+  VIMOE_CHECK(std::isfinite(scale), op, ": scale must be finite, found ", scale);
+
+  NoGradGuard no_grad;
+  const Tensor qc = kernel_ready(q), kc = kernel_ready(k), vc = kernel_ready(v),
+               oc = kernel_ready(out), gc = kernel_ready(dout), lc = lse.contiguous();
+  const TensorOptions opts(q.dtype(), q.device());
+  AttentionGrads r{Tensor::empty(s, opts), Tensor::empty(s, opts), Tensor::empty(s, opts)};
+  if (qc.numel() == 0) return r;
+  if (q.device().is_cpu()) {
+    cpu::attention_backward(qc, kc, vc, oc, gc, lc, r.dq, r.dk, r.dv, scale);
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    Tensor delta = Tensor::empty(lse_shape, TensorOptions(DType::F32, q.device()));
+    VIMOE_CUDA_CHECK(kernels::attention_backward(
+        q.dtype(), qc.data_ptr(), kc.data_ptr(), vc.data_ptr(), oc.data_ptr(), gc.data_ptr(),
+        lc.data<float>(), delta.data<float>(), r.dq.data_ptr(), r.dk.data_ptr(), r.dv.data_ptr(),
+        s[0] * s[1], s[2], s[3], static_cast<float>(scale), cuda::stream()));
+#endif
+  }
+  return r;
+}
+
+}  // namespace vimoe

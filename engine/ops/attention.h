@@ -1,0 +1,35 @@
+// Fused (non-causal) scaled-dot-product attention, the Vision Transformer's self-attention:
+//   out = softmax(scale * q k^T) v   over the last two axes of q, k, v [B, H, S, Dh].
+// The forward saves only the output and the per-row log-sum-exp (never the S x S matrix);
+// the backward recomputes the probabilities from them (FlashAttention-2).
+// CPU reference: engine/cpu/attention.cpp (f32, f64, bf16, f16; math in double).
+// CUDA: kernels/attention.cu (f32 and bf16; head dim 64 or 128).
+#pragma once
+#include "engine/tensor.h"
+
+namespace vimoe {
+
+// q, k, v: [B, H, S, Dh] of one floating dtype on one device, any strides.
+// Returns a contiguous [B, H, S, Dh] tensor of that dtype; differentiable in q, k and v.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
+// scale = 1 / sqrt(Dh).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v);
+
+struct AttentionOutput {
+  Tensor out;  // as attention() (differentiable)
+  Tensor lse;  // [B, H, S]: log(sum_j exp(scale * q_i . k_j)); f64 for f64 inputs, else f32
+};
+// attention() that also returns the log-sum-exp it saves for the backward.
+AttentionOutput attention_with_lse(const Tensor& q, const Tensor& k, const Tensor& v,
+                                   double scale);
+
+struct AttentionGrads {
+  Tensor dq, dk, dv;  // contiguous, shaped and typed like q
+};
+// The backward on its own (not recorded): gradients of sum(out * dout) given the forward's
+// out and lse. This is what attention()'s autograd node runs.
+AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                  double scale);
+
+}  // namespace vimoe
