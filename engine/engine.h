@@ -5,6 +5,7 @@
 #include "engine/cuda/runtime.h"
 #include "engine/error.h"
 #include "engine/gradcheck.h"
+#include "engine/ops/attention.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/gelu.h"
 #include "engine/ops/index.h"
