@@ -1,10 +1,16 @@
 #include "engine/cpu/reduce.h"
 
+#include <algorithm>
+
+#include "engine/cpu/acc.h"
+
 namespace vimoe::cpu {
 
 void reduce_rows(kernels::ReduceOp op, const Tensor& in, const Tensor& out, int64_t rows,
                  int64_t cols) {
-  VIMOE_CHECK(op == kernels::ReduceOp::Sum, "reduce_rows: unsupported reduction");
+  const bool mean = op == kernels::ReduceOp::Mean;
+  VIMOE_CHECK(!mean || is_floating(in.dtype()), "mean: expected a floating dtype, found ",
+              dtype_name(in.dtype()));
   VIMOE_DISPATCH(in.dtype(), "sum", {
     const scalar_t* p = in.data<scalar_t>();
     using in_t = scalar_t;
@@ -15,16 +21,75 @@ void reduce_rows(kernels::ReduceOp op, const Tensor& in, const Tensor& out, int6
         if constexpr (!std::is_integral_v<scalar_t>) {
           double acc = 0;
           for (int64_t c = 0; c < cols; ++c) acc += to_double(row[c]);
+          if (mean) acc /= static_cast<double>(cols);  // 0/0 = NaN for an empty row
           o[r] = from_double<scalar_t>(acc);
         } else {
           int64_t acc = 0;
-          for (int64_t c = 0; c < cols; ++c) {
-            acc += convert<int64_t>(row[c]);
-          }
+          for (int64_t c = 0; c < cols; ++c) acc += convert<int64_t>(row[c]);
           o[r] = static_cast<scalar_t>(acc);
         }
       }
     });
+  });
+}
+
+void max_rows(const Tensor& in, const Tensor& values, const Tensor& indices, int64_t rows,
+              int64_t cols) {
+  VIMOE_CHECK(cols >= 1, "max: cannot reduce rows of length 0");
+  VIMOE_DISPATCH(in.dtype(), "max", {
+    const scalar_t* p = in.data<scalar_t>();
+    scalar_t* vo = values.defined() ? values.data<scalar_t>() : nullptr;
+    int64_t* io = indices.defined() ? indices.data<int64_t>() : nullptr;
+    for (int64_t r = 0; r < rows; ++r) {
+      const scalar_t* row = p + r * cols;
+      acc_t<scalar_t> best = load(row[0]);
+      int64_t bi = 0;
+      for (int64_t c = 1; c < cols; ++c) {
+        const acc_t<scalar_t> v = load(row[c]);
+        if (kernels::max_beats(v, best)) {
+          best = v;
+          bi = c;
+        }
+      }
+      if (vo) vo[r] = row[bi];
+      if (io) io[r] = bi;
+    }
+  });
+}
+
+void var_rows(const Tensor& in, const Tensor& out, int64_t rows, int64_t cols,
+              int64_t correction) {
+  const double dof = static_cast<double>(std::max<int64_t>(cols - correction, 0));
+  VIMOE_DISPATCH_FLOATING(in.dtype(), "var", {
+    const scalar_t* p = in.data<scalar_t>();
+    scalar_t* o = out.data<scalar_t>();
+    for (int64_t r = 0; r < rows; ++r) {
+      const scalar_t* row = p + r * cols;
+      double s = 0;
+      for (int64_t c = 0; c < cols; ++c) s += to_double(row[c]);
+      const double mean = s / static_cast<double>(cols);
+      double ss = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        const double d = to_double(row[c]) - mean;
+        ss += d * d;
+      }
+      o[r] = from_double<scalar_t>(ss / dof);  // dof 0: inf, or NaN for 0/0, like torch.var
+    }
+  });
+}
+
+void max_backward(const Tensor& grad, const Tensor& index, const Tensor& out, int64_t outer,
+                  int64_t n, int64_t inner) {
+  VIMOE_DISPATCH_FLOATING(out.dtype(), "max backward", {
+    const scalar_t* g = grad.data<scalar_t>();
+    const int64_t* idx = index.data<int64_t>();
+    scalar_t* o = out.data<scalar_t>();
+    for (int64_t a = 0; a < outer; ++a)
+      for (int64_t c = 0; c < n; ++c)
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t r = a * inner + i;
+          o[(a * n + c) * inner + i] = idx[r] == c ? g[r] : from_double<scalar_t>(0.0);
+        }
   });
 }
 

@@ -6,6 +6,7 @@
 #include "engine/cpu/reduce.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/elementwise.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/reduce.h"
@@ -21,18 +22,23 @@ struct RowPlan {
   Tensor rows2d;            // contiguous [rows, cols]
   int64_t rows = 1, cols = 1;
   Shape out_shape;          // with or without the reduced axes, per keepdim
+  Shape keep_shape;         // the input shape with reduced axes set to 1 (for backward)
   std::vector<bool> reduced;  // per input axis
 };
 
 RowPlan plan_rows(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, const char* op) {
   RowPlan p;
   const int64_t nd = x.dim();
-  p.reduced.assign(nd, dims.empty());
+  // A 0-dim tensor reduces like a one-element vector whose axis is never shown: dims may
+  // name axis 0 (or -1), and the result is 0-dim either way, as in PyTorch.
+  p.reduced.assign(std::max<int64_t>(nd, 1), dims.empty());
   for (int64_t d : dims) {
     const int64_t w = wrap_dim(d, nd, op);
-    VIMOE_CHECK(!p.reduced[w], op, ": axis ", w, " listed twice");
+    VIMOE_CHECK(!p.reduced[w], op, ": axis ", w, " listed twice for a tensor of shape ",
+                shape_str(x.shape()));
     p.reduced[w] = true;
   }
+  if (nd == 0) p.reduced.clear();
   std::vector<int64_t> order;
   for (int64_t d = 0; d < nd; ++d)
     if (!p.reduced[d]) {
@@ -47,9 +53,10 @@ RowPlan plan_rows(const Tensor& x, const std::vector<int64_t>& dims, bool keepdi
   for (int64_t d = 0; d < nd; ++d) {
     if (!p.reduced[d]) p.out_shape.push_back(x.size(d));
     else if (keepdim) p.out_shape.push_back(1);
+    p.keep_shape.push_back(p.reduced[d] ? 1 : x.size(d));
   }
   NoGradGuard no_grad;
-  p.rows2d = x.permute(order).contiguous().view({p.rows, p.cols});
+  p.rows2d = x.detach().permute(order).contiguous().view({p.rows, p.cols});
   return p;
 }
 
@@ -66,6 +73,30 @@ Tensor run_rows(kernels::ReduceOp op, const RowPlan& p, DType out_dtype) {
   return out.view(p.out_shape);
 }
 
+// Half-precision gradients are scaled in f32 and rounded once at the end.
+DType compute_dtype(DType t) { return t == DType::BF16 || t == DType::F16 ? DType::F32 : t; }
+
+// values and/or indices of the first maximal element along `dim`; both flat [rows].
+void max_forward(const Tensor& x, int64_t dim, const char* op, const RowPlan& p, Tensor* values,
+                 Tensor* indices) {
+  VIMOE_CHECK(p.cols > 0, op, ": cannot reduce dimension ", wrap_dim(dim, x.dim(), op),
+              " of size 0 in ", describe(x));
+  const Device dev = x.device();
+  if (values) *values = Tensor::empty({p.rows}, TensorOptions(x.dtype(), dev));
+  if (indices) *indices = Tensor::empty({p.rows}, TensorOptions(DType::I64, dev));
+  if (dev.is_cpu()) {
+    cpu::max_rows(p.rows2d, values ? *values : Tensor(), indices ? *indices : Tensor(), p.rows,
+                  p.cols);
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    VIMOE_CUDA_CHECK(kernels::max_rows(x.dtype(), p.rows2d.data_ptr(),
+                                       values ? values->data_ptr() : nullptr,
+                                       indices ? indices->data<int64_t>() : nullptr, p.rows,
+                                       p.cols, cuda::stream()));
+#endif
+  }
+}
+
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
@@ -74,11 +105,88 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   const DType out_dtype = is_floating(x.dtype()) ? x.dtype() : DType::I64;
   Tensor out = run_rows(kernels::ReduceOp::Sum, p, out_dtype);
   // Backward: broadcast the gradient back over the reduced axes.
-  Shape keep_shape = x.shape();
-  for (size_t d = 0; d < keep_shape.size(); ++d)
-    if (p.reduced[d]) keep_shape[d] = 1;
-  autograd::record("sum", out, {x}, [keep_shape, in_shape = x.shape()](const Tensor& g) {
-    return std::vector<Tensor>{g.reshape(keep_shape).expand(in_shape).contiguous()};
+  autograd::record("sum", out, {x}, [keep = p.keep_shape, in_shape = x.shape()](const Tensor& g) {
+    return std::vector<Tensor>{g.reshape(keep).expand(in_shape).contiguous()};
+  });
+  return out;
+}
+
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  ops::check_defined(x, "mean", "x");
+  ops::check_floating(x, "mean", "x");
+  const RowPlan p = plan_rows(x, dims, keepdim, "mean");
+  Tensor out = run_rows(kernels::ReduceOp::Mean, p, x.dtype());
+  autograd::record("mean", out, {x}, [keep = p.keep_shape, in_shape = x.shape(), n = p.cols,
+                                      dt = x.dtype()](const Tensor& g) {
+    const Tensor scaled = (g.to(compute_dtype(dt)).reshape(keep) / static_cast<double>(n)).to(dt);
+    return std::vector<Tensor>{scaled.expand(in_shape).contiguous()};
+  });
+  return out;
+}
+
+Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  ops::check_defined(x, "max", "x");
+  const RowPlan p = plan_rows(x, {dim}, keepdim, "max");
+  const bool grad = autograd::needs_grad({x});
+  Tensor values, index;
+  max_forward(x, dim, "max", p, &values, grad ? &index : nullptr);
+  values = values.view(p.out_shape);
+  if (!grad) return values;
+  // The input as [outer, n, inner] around the reduced axis; index is [outer, inner].
+  const int64_t d = x.dim() == 0 ? 0 : wrap_dim(dim, x.dim(), "max");
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < x.dim(); ++k) {
+    if (k < d) outer *= x.size(k);
+    if (k > d) inner *= x.size(k);
+  }
+  autograd::record("max", values, {x}, [index, outer, n = p.cols, inner, in_shape = x.shape(),
+                                        dt = x.dtype(), dev = x.device()](const Tensor& g_in) {
+    const Tensor g = g_in.to(dt).contiguous();
+    Tensor out = Tensor::empty(in_shape, TensorOptions(dt, dev));
+    if (dev.is_cpu()) {
+      cpu::max_backward(g, index, out, outer, n, inner);
+    } else {
+#ifdef VIMOE_WITH_CUDA
+      VIMOE_CUDA_CHECK(kernels::max_backward(dt, g.data_ptr(), index.data<int64_t>(),
+                                             out.data_ptr(), outer, n, inner, cuda::stream()));
+#endif
+    }
+    return std::vector<Tensor>{out};
+  });
+  return values;
+}
+
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  ops::check_defined(x, "argmax", "x");
+  const RowPlan p = plan_rows(x, {dim}, keepdim, "argmax");
+  Tensor index;
+  max_forward(x, dim, "argmax", p, nullptr, &index);
+  return index.view(p.out_shape);
+}
+
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, int64_t correction) {
+  ops::check_defined(x, "var", "x");
+  ops::check_floating(x, "var", "x");
+  const RowPlan p = plan_rows(x, dims, keepdim, "var");
+  Tensor out = Tensor::empty({p.rows}, TensorOptions(x.dtype(), x.device()));
+  if (out.device().is_cpu()) {
+    cpu::var_rows(p.rows2d, out, p.rows, p.cols, correction);
+  } else {
+#ifdef VIMOE_WITH_CUDA
+    VIMOE_CUDA_CHECK(kernels::var_rows(x.dtype(), p.rows2d.data_ptr(), out.data_ptr(), p.rows,
+                                       p.cols, correction, cuda::stream()));
+#endif
+  }
+  out = out.view(p.out_shape);
+  // d var / d x = 2 (x - mean) / (N - correction). Computed in f32 for half inputs, since
+  // x - mean cancels badly in bf16 when the mean is large against the spread.
+  autograd::record("var", out, {x}, [x, dims, keep = p.keep_shape, n = p.cols,
+                                     correction](const Tensor& g) {
+    const DType cd = compute_dtype(x.dtype());
+    const Tensor xc = x.detach().to(cd);
+    const double scale = 2.0 / static_cast<double>(std::max<int64_t>(n - correction, 0));
+    const Tensor centred = xc - mean(xc, dims, true);
+    return std::vector<Tensor>{centred * (g.to(cd).reshape(keep) * scale)};
   });
   return out;
 }
