@@ -68,6 +68,9 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
       }
     }
   }
+  // Leave the inputs as we found them: a caller reusing them must not see our gradients.
+  for (const Tensor& x : inputs)
+    if (x.defined() && x.requires_grad()) x.impl_ptr()->grad.reset();
   return result;
 }
 
