@@ -172,11 +172,11 @@ VisionTransformer::VisionTransformer(const ViTConfig& v, const MoEConfig& m) : v
   }
   pos_embed = Tensor::zeros({1, 1 + v.pos_grid * v.pos_grid, v.width});
   register_parameter("pos_embed", &pos_embed);
+  auto block_list = register_module("blocks", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < v.depth; ++i) {
     // Stochastic depth grows linearly to its full rate at the last block.
     const double dp = v.depth > 1 ? v.drop_path * static_cast<double>(i) / (v.depth - 1) : v.drop_path;
-    blocks.push_back(register_module("blocks." + std::to_string(i),
-                                     std::make_shared<Block>(v, m, m.is_moe_block(i), dp)));
+    blocks.push_back(block_list->append(std::make_shared<Block>(v, m, m.is_moe_block(i), dp)));
   }
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(v.width, v.ln_eps));
   if (v.num_classes > 0) {

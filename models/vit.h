@@ -109,7 +109,7 @@ class VisionTransformer : public nn::Module {
   MoEConfig moe;
   std::shared_ptr<PatchEmbed> patch_embed;
   Tensor cls_token, register_tokens, pos_embed;
-  std::vector<std::shared_ptr<Block>> blocks;
+  std::vector<std::shared_ptr<Block>> blocks;  // also registered, in order, as "blocks.<i>"
   std::shared_ptr<nn::LayerNorm> norm;
   std::shared_ptr<nn::Linear> head;  // null without classes
 };

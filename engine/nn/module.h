@@ -69,4 +69,17 @@ class Module {
   bool training_ = true;
 };
 
+// An ordered list of sub-modules named "0", "1", ... ("blocks.3.attn.qkv.weight").
+class ModuleList : public Module {
+ public:
+  template <typename M>
+  std::shared_ptr<M> append(std::shared_ptr<M> m) {
+    return register_module(std::to_string(size_++), std::move(m));
+  }
+  size_t size() const { return size_; }
+
+ private:
+  size_t size_ = 0;
+};
+
 }  // namespace vimoe::nn

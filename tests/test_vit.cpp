@@ -1,0 +1,162 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "models/vit.h"
+#include "tests/test_util.h"
+
+using namespace vimoe;
+using namespace vimoe::models;
+using vimoe::testing::all_close;
+using vimoe::testing::uniform;
+
+namespace {
+
+ViTConfig tiny(int64_t classes = 5) {
+  ViTConfig v;
+  v.image_size = 8;
+  v.patch_size = 4;
+  v.in_channels = 2;
+  v.width = 8;
+  v.depth = 2;
+  v.heads = 2;
+  v.mlp_hidden = 12;
+  v.pos_grid = 2;
+  v.num_classes = classes;
+  v.layer_scale_init = 0.5;
+  return v;
+}
+
+MoEConfig moe(RoutingLevel level, bool shared, int64_t experts = 3, int64_t k = 1) {
+  MoEConfig m;
+  m.experts = experts;
+  m.top_k = k;
+  m.shared_expert = shared;
+  m.routing = level;
+  m.aux_alpha = 0.1;
+  m.blocks = {1};
+  return m;
+}
+
+// Central differences of a scalar loss w.r.t. a few elements of each named parameter,
+// against the autograd gradient. The model must be f64 on the CPU.
+void expect_param_grads(VisionTransformer& model, const std::function<Tensor()>& loss_fn,
+                        const std::vector<std::string>& names) {
+  model.zero_grad();
+  loss_fn().backward();
+  std::map<std::string, Tensor> params;
+  for (auto& [n, p] : model.named_parameters()) params[n] = p;
+  for (const std::string& name : names) {
+    ASSERT_TRUE(params.count(name)) << name;
+    const Tensor p = params[name];
+    ASSERT_TRUE(p.grad().defined()) << name << " got no gradient";
+    const std::vector<double> analytic = p.grad().to_vector<double>();
+    double* data = p.data<double>();
+    const int64_t n = p.numel(), step = std::max<int64_t>(1, n / 7);
+    for (int64_t i = 0; i < n; i += step) {
+      const double saved = data[i], eps = 1e-6;
+      double up, down;
+      {
+        NoGradGuard g;
+        data[i] = saved + eps;
+        up = loss_fn().item<double>();
+        data[i] = saved - eps;
+        down = loss_fn().item<double>();
+      }
+      data[i] = saved;
+      const double numeric = (up - down) / (2 * eps);
+      EXPECT_NEAR(analytic[i], numeric, 1e-6 + 1e-4 * std::fabs(numeric)) << name << "[" << i << "]";
+    }
+  }
+}
+
+}  // namespace
+
+TEST(ViT, ShapesNamesAndParameterCount) {
+  ViTConfig v = tiny();
+  v.registers = 2;
+  VisionTransformer model(v, moe(RoutingLevel::Image, true));
+  model.init_weights(1);
+  const auto out = model.forward(uniform({3, 2, 8, 8}, 2));
+  EXPECT_EQ(out.logits.shape(), (Shape{3, 5}));
+  EXPECT_EQ(out.features.shape(), (Shape{3, 1 + 2 + 4, 8}));
+  ASSERT_EQ(out.routing.size(), 1u);
+  EXPECT_EQ(out.moe_blocks, (std::vector<int64_t>{1}));
+  EXPECT_EQ(out.routing[0].expert_ids.shape(), (Shape{3, 1}));  // one decision per image
+  EXPECT_EQ(out.aux_loss.dim(), 0);
+  EXPECT_EQ(model.num_parameters(), model_size(v, moe(RoutingLevel::Image, true)).total_params);
+  const auto sd = model.state_dict();
+  for (const char* key : {"cls_token", "pos_embed", "register_tokens", "patch_embed.proj.weight",
+                          "blocks.0.attn.qkv.weight", "blocks.0.ls1.gamma", "blocks.0.mlp.fc1.bias",
+                          "blocks.1.moe.router.weight", "blocks.1.moe.fc1_weight",
+                          "blocks.1.moe.shared.fc2.weight", "norm.weight", "head.weight"})
+    EXPECT_TRUE(sd.count(key)) << key;
+  EXPECT_EQ(sd.at("patch_embed.proj.weight").shape(), (Shape{8, 2, 4, 4}));
+  EXPECT_EQ(sd.at("blocks.1.moe.fc1_weight").shape(), (Shape{3, 12, 8}));
+}
+
+TEST(ViT, TokenRoutingDecidesPerToken) {
+  VisionTransformer model(tiny(), moe(RoutingLevel::Token, false, 4, 2));
+  model.init_weights(3);
+  const auto out = model.forward(uniform({2, 2, 8, 8}, 4));
+  EXPECT_EQ(out.routing[0].expert_ids.shape(), (Shape{2 * 5, 2}));
+}
+
+TEST(ViT, SingleExpertMoEEqualsTheDenseModel) {
+  // One expert, top-1: the gate is 1 and the expert is a copy of the dense FFN.
+  VisionTransformer dense(tiny());
+  dense.init_weights(5);
+  MoEConfig m = moe(RoutingLevel::Image, false, 1);
+  VisionTransformer sparse(tiny(), m);
+  sparse.load_state_dict(dense.state_dict(), /*strict=*/false);
+  sparse.blocks[1]->moe->init_from_dense(*dense.blocks[1]->mlp);
+  const Tensor x = uniform({2, 2, 8, 8}, 6);
+  EXPECT_TRUE(all_close(sparse.forward(x).logits, dense.forward(x).logits, 1e-5, 1e-5));
+}
+
+TEST(ViT, ResamplesThePositionTableForOtherGridsAtInference) {
+  VisionTransformer model(tiny());
+  model.init_weights(7);
+  model.eval();
+  NoGradGuard g;
+  EXPECT_EQ(model.forward(uniform({1, 2, 12, 8}, 8)).logits.shape(), (Shape{1, 5}));
+  model.train();
+  EXPECT_EQ(model.forward(uniform({1, 2, 12, 8}, 8)).features.shape(), (Shape{1, 1 + 6, 8}));
+}
+
+TEST(ViT, BadInputs) {
+  VisionTransformer model(tiny());
+  EXPECT_VIMOE_ERROR(model.forward(uniform({1, 3, 8, 8}, 1)), "PatchEmbed", "[B, 2, H, W]", "[1, 3, 8, 8]");
+  EXPECT_VIMOE_ERROR(model.forward(uniform({1, 2, 9, 8}, 1)), "PatchEmbed", "9x8", "patch size 4");
+  EXPECT_VIMOE_ERROR(model.forward(uniform({1, 2, 12, 8}, 1)), "position table");
+  MoEConfig m = moe(RoutingLevel::Image, false);
+  m.blocks = {2};
+  EXPECT_VIMOE_ERROR(VisionTransformer(tiny(), m), "MoE block 2");
+}
+
+// The gradient check of a whole tiny ViMoE: image- and token-level routing, shared expert.
+TEST(ViTGrad, TinyViMoEFiniteDifferences) {
+  for (RoutingLevel level : {RoutingLevel::Image, RoutingLevel::Token}) {
+    VisionTransformer model(tiny(), moe(level, /*shared=*/true, 3, level == RoutingLevel::Token ? 2 : 1));
+    model.init_weights(11);
+    {
+      // Larger weights than the 0.02 init make every path's gradient measurable.
+      NoGradGuard g;
+      for (auto& [n, p] : model.named_parameters()) {
+        Tensor t = p;
+        t.copy_(t * 10.0 + uniform(t.shape(), 99, -0.05, 0.05));
+      }
+    }
+    model.to(DType::F64);
+    const Tensor x = uniform({2, 2, 8, 8}, 12, -1, 1, DType::F64);
+    const Tensor labels = Tensor::from_vector<int64_t>({1, 3}, {2});
+    auto loss = [&] {
+      const auto out = model.forward(x);
+      return cross_entropy(out.logits, labels) + out.aux_loss;
+    };
+    expect_param_grads(model, loss,
+                       {"blocks.1.moe.router.weight", "blocks.1.moe.fc1_weight", "blocks.1.moe.fc2_bias",
+                        "blocks.1.moe.shared.fc1.weight", "blocks.0.attn.qkv.weight", "blocks.1.ls2.gamma",
+                        "patch_embed.proj.weight", "pos_embed", "cls_token", "head.bias", "blocks.0.norm1.weight"});
+  }
+}
