@@ -1,0 +1,115 @@
+#include "data/image_folder.h"
+
+#include <stb_image.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <ostream>
+
+#include "engine/error.h"
+
+namespace fs = std::filesystem;
+
+namespace vimoe::data {
+
+namespace {
+
+bool is_image_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+}
+
+bool is_hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+// stb_image keeps its failure reason per thread (thread-local since v2.26), so this is
+// safe from the loader's workers.
+std::string stb_reason() {
+  const char* r = stbi_failure_reason();
+  return r ? r : "unknown error";
+}
+
+}  // namespace
+
+Image load_image(const std::string& path, int channels) {
+  VIMOE_CHECK(channels == 1 || channels == 3, "load_image(", path, "): channels must be 1 or 3, got ",
+              channels);
+  int w = 0, h = 0, file_channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load(path.c_str(), &w, &h, &file_channels, channels), stbi_image_free);
+  VIMOE_CHECK(pixels != nullptr, "cannot decode image ", path, ": ", stb_reason());
+  Image img(h, w, channels);
+  std::memcpy(img.pixels.data(), pixels.get(), img.pixels.size());
+  return img;
+}
+
+ImageFolder::ImageFolder(const std::string& root, std::ostream* warnings) : root_(root) {
+  std::error_code ec;
+  VIMOE_CHECK(fs::is_directory(root_, ec), "ImageFolder: ", root_, " is not a directory");
+  std::vector<fs::path> class_dirs;
+  for (const fs::directory_entry& e : fs::directory_iterator(root_)) {
+    if (!is_hidden(e.path()) && e.is_directory()) class_dirs.push_back(e.path());
+  }
+  VIMOE_CHECK(!class_dirs.empty(), "ImageFolder: ", root_, " has no class sub-directories");
+  std::sort(class_dirs.begin(), class_dirs.end());
+
+  for (const fs::path& dir : class_dirs) {
+    const int64_t label = static_cast<int64_t>(classes_.size());
+    classes_.push_back(dir.filename().string());
+    std::vector<fs::path> files;
+    auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink);
+    for (auto e = fs::begin(it); e != fs::end(it); ++e) {
+      if (is_hidden(e->path())) {
+        if (e->is_directory()) e.disable_recursion_pending();
+        continue;
+      }
+      if (!e->is_regular_file()) continue;
+      if (is_image_extension(e->path())) files.push_back(e->path());
+      else ++ignored_;
+    }
+    std::sort(files.begin(), files.end());
+    int64_t kept = 0;
+    for (const fs::path& f : files) {
+      int w = 0, h = 0, c = 0;
+      if (stbi_info(f.c_str(), &w, &h, &c) && w > 0 && h > 0) {
+        items_.push_back({f.string(), label});
+        ++kept;
+        continue;
+      }
+      skipped_.push_back({f.string(), stb_reason()});
+      if (warnings)
+        *warnings << "ImageFolder: skipping unreadable image " << f.string() << ": "
+                  << skipped_.back().reason << "\n";
+    }
+    VIMOE_CHECK(kept > 0, "ImageFolder: class directory ", dir.string(),
+                " holds no readable image (", files.size(), " image files, ",
+                files.size() - kept, " unreadable)");
+  }
+}
+
+const std::string& ImageFolder::path(int64_t index) const {
+  check_index(*this, index);
+  return items_[index].path;
+}
+
+Sample ImageFolder::get(int64_t index) const {
+  check_index(*this, index);
+  Sample s;
+  s.image = load_image(items_[index].path, 3);
+  s.label = items_[index].label;
+  return s;
+}
+
+int64_t ImageFolder::label(int64_t index) const {
+  check_index(*this, index);
+  return items_[index].label;
+}
+
+}  // namespace vimoe::data

@@ -1,0 +1,60 @@
+// A directory tree of images, one sub-directory per class (torchvision's ImageFolder):
+//   root/<class name>/**/<image file>
+// Classes are the sub-directories of root sorted by name (label = position); each class's
+// files are sorted by path. JPEG, PNG and BMP files (by extension, any case) are decoded
+// with stb_image; grayscale, grey+alpha and RGBA images become RGB (alpha dropped), so
+// every image has 3 channels. Other files and hidden (dot) entries are ignored.
+//
+// The scan reads only each file's header (stbi_info): a file whose header cannot be parsed
+// is reported -- path and reason, one line on the warning stream -- and skipped; skipped()
+// lists them afterwards. Pixels are decoded lazily in get(), which throws vimoe::Error
+// naming the file if decoding fails there (a file whose body is corrupt or cut short).
+#pragma once
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace vimoe::data {
+
+class ImageFolder : public Dataset {
+ public:
+  struct Skipped {
+    std::string path, reason;
+  };
+
+  // Throws vimoe::Error when root is not a directory, has no class sub-directories, or a
+  // class ends up with no readable image. `warnings` may be null (no report lines; the
+  // skipped() list is still kept).
+  explicit ImageFolder(const std::string& root, std::ostream* warnings = &std::cerr);
+
+  int64_t size() const override { return static_cast<int64_t>(items_.size()); }
+  Sample get(int64_t index) const override;
+  int64_t label(int64_t index) const override;
+  const std::vector<std::string>& class_names() const override { return classes_; }
+  std::string name() const override { return "ImageFolder(" + root_ + ")"; }
+
+  const std::string& path(int64_t index) const;
+  // Files with an image extension whose header could not be read, in scan order.
+  const std::vector<Skipped>& skipped() const { return skipped_; }
+  // Files ignored because their extension is not an image format.
+  int64_t num_ignored() const { return ignored_; }
+
+ private:
+  struct Item {
+    std::string path;
+    int64_t label;
+  };
+  std::string root_;
+  std::vector<std::string> classes_;
+  std::vector<Item> items_;
+  std::vector<Skipped> skipped_;
+  int64_t ignored_ = 0;
+};
+
+// Decodes an image file to 8-bit HWC with `channels` channels (1 or 3; stb_image converts).
+// Throws vimoe::Error naming the file and stb_image's reason.
+Image load_image(const std::string& path, int channels = 3);
+
+}  // namespace vimoe::data

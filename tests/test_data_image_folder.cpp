@@ -1,0 +1,131 @@
+// ImageFolder on a tree of PNG / BMP files written here with stb_image_write, including a
+// corrupt file (skipped and reported at the scan) and a truncated one (fails in get()).
+#include <stb_image_write.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "data/image_folder.h"
+#include "test_data_util.h"
+#include "test_util.h"
+
+namespace vimoe::data {
+namespace {
+
+using vimoe::testing::pattern_bytes;
+using vimoe::testing::read_bytes;
+using vimoe::testing::TempDir;
+using vimoe::testing::write_bytes;
+
+struct Raw {
+  int w, h, c;
+  std::vector<uint8_t> px;  // h * w * c, HWC
+};
+
+Raw write_png(const std::string& path, int w, int h, int c, uint32_t seed) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  Raw r{w, h, c, pattern_bytes(static_cast<size_t>(w * h * c), seed)};
+  EXPECT_NE(stbi_write_png(path.c_str(), w, h, c, r.px.data(), w * c), 0) << path;
+  return r;
+}
+
+Raw write_bmp(const std::string& path, int w, int h, int c, uint32_t seed) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  Raw r{w, h, c, pattern_bytes(static_cast<size_t>(w * h * c), seed)};
+  EXPECT_NE(stbi_write_bmp(path.c_str(), w, h, c, r.px.data()), 0) << path;
+  return r;
+}
+
+// The RGB pixel ImageFolder must produce from a raw image of 1 (grey), 3 or 4 (RGBA) channels.
+uint8_t expected_rgb(const Raw& r, int y, int x, int ch) {
+  const uint8_t* p = &r.px[(y * r.w + x) * r.c];
+  return r.c < 3 ? p[0] : p[ch];
+}
+
+void expect_image(const Image& img, const Raw& r) {
+  ASSERT_EQ(img.height, r.h);
+  ASSERT_EQ(img.width, r.w);
+  ASSERT_EQ(img.channels, 3);
+  for (int y = 0; y < r.h; ++y)
+    for (int x = 0; x < r.w; ++x)
+      for (int c = 0; c < 3; ++c)
+        ASSERT_EQ(img.at(y, x, c), expected_rgb(r, y, x, c)) << "pixel " << y << "," << x << "," << c;
+}
+
+TEST(DataImageFolder, ScanDecodeAndSkip) {
+  TempDir root;
+  // Classes are listed out of order on purpose; labels follow sorted names.
+  const Raw dog_rgba = write_png(root / "dog/b_rgba.png", 5, 3, 4, 1);
+  const Raw dog_grey = write_png(root / "dog/a_grey.PNG", 4, 6, 1, 2);
+  const Raw cat_rgb = write_png(root / "cat/z.png", 7, 2, 3, 3);
+  const Raw cat_bmp = write_bmp(root / "cat/m.bmp", 3, 3, 3, 4);
+  const Raw cat_nested = write_png(root / "cat/sub/n.png", 2, 2, 2, 5);  // grey + alpha
+  // A PNG signature followed by garbage (random bytes alone might pass as a TGA header).
+  std::vector<uint8_t> corrupt = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  const auto junk = pattern_bytes(300, 6);
+  corrupt.insert(corrupt.end(), junk.begin(), junk.end());
+  write_bytes(root / "dog/corrupt.png", corrupt);
+  write_bytes(root / "dog/readme.txt", {'h', 'i'});
+  write_png(root / ".hidden/x.png", 2, 2, 3, 7);
+  write_png(root / "cat/.x.png", 2, 2, 3, 8);
+
+  std::ostringstream warnings;
+  const ImageFolder ds(root.path(), &warnings);
+  EXPECT_EQ(ds.class_names(), (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(ds.size(), 5);
+  // Sorted paths: cat/m.bmp, cat/sub/n.png, cat/z.png, dog/a_grey.PNG, dog/b_rgba.png.
+  const std::vector<std::pair<std::string, const Raw*>> want = {
+      {"cat/m.bmp", &cat_bmp}, {"cat/sub/n.png", &cat_nested}, {"cat/z.png", &cat_rgb},
+      {"dog/a_grey.PNG", &dog_grey}, {"dog/b_rgba.png", &dog_rgba}};
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    SCOPED_TRACE(want[i].first);
+    EXPECT_EQ(ds.path(i), root / want[i].first);
+    EXPECT_EQ(ds.label(i), i < 3 ? 0 : 1);
+    const Sample s = ds.get(i);
+    EXPECT_EQ(s.label, i < 3 ? 0 : 1);
+    expect_image(s.image, *want[i].second);
+  }
+  // The corrupt file is skipped, counted and reported with its path and stb_image's reason.
+  ASSERT_EQ(ds.skipped().size(), 1u);
+  EXPECT_EQ(ds.skipped()[0].path, root / "dog/corrupt.png");
+  EXPECT_FALSE(ds.skipped()[0].reason.empty());
+  EXPECT_NE(warnings.str().find(root / "dog/corrupt.png"), std::string::npos) << warnings.str();
+  EXPECT_NE(warnings.str().find(ds.skipped()[0].reason), std::string::npos);
+  EXPECT_EQ(ds.num_ignored(), 1);  // readme.txt
+}
+
+TEST(DataImageFolder, TruncatedFileFailsInGetWithItsName) {
+  TempDir root;
+  write_png(root / "a/good.png", 4, 4, 3, 1);
+  write_png(root / "a/trunc.png", 16, 16, 3, 2);
+  // Keep the signature and the IHDR chunk (8 + 25 bytes): the header still parses.
+  const auto bytes = read_bytes(root / "a/trunc.png");
+  write_bytes(root / "a/trunc.png", std::vector<uint8_t>(bytes.begin(), bytes.begin() + 40));
+  std::ostringstream warnings;
+  const ImageFolder ds(root.path(), &warnings);
+  ASSERT_EQ(ds.size(), 2);
+  EXPECT_TRUE(ds.skipped().empty());
+  EXPECT_NO_THROW(ds.get(0));
+  const std::string trunc = root / "a/trunc.png";
+  EXPECT_VIMOE_ERROR(ds.get(1), "cannot decode image", trunc.c_str());
+}
+
+TEST(DataImageFolder, Errors) {
+  TempDir root;
+  EXPECT_VIMOE_ERROR(ImageFolder(root / "absent"), "is not a directory");
+  EXPECT_VIMOE_ERROR(ImageFolder(root.path()), "no class sub-directories");
+  write_png(root / "a/x.png", 2, 2, 3, 1);
+  std::filesystem::create_directories(root / "b");
+  write_bytes(root / "b/bad.jpg", {1, 2, 3});
+  std::ostringstream warnings;
+  const std::string b = root / "b";
+  EXPECT_VIMOE_ERROR(ImageFolder(root.path(), &warnings), b.c_str(),
+                     "no readable image", "1 unreadable");
+  EXPECT_NE(warnings.str().find("bad.jpg"), std::string::npos);
+  EXPECT_VIMOE_ERROR(load_image(root / "a/x.png", 2), "channels must be 1 or 3");
+  // Grey decoding of an RGB file goes through stb_image's luma conversion.
+  EXPECT_EQ(load_image(root / "a/x.png", 1).channels, 1);
+}
+
+}  // namespace
+}  // namespace vimoe::data
