@@ -51,6 +51,14 @@ Image load_image(const std::string& path, int channels) {
 }
 
 ImageFolder::ImageFolder(const std::string& root, std::ostream* warnings) : root_(root) {
+  try {
+    scan(warnings);
+  } catch (const fs::filesystem_error& e) {  // unreadable directories, link loops, ...
+    VIMOE_FAIL("ImageFolder(", root_, "): ", e.what());
+  }
+}
+
+void ImageFolder::scan(std::ostream* warnings) {
   std::error_code ec;
   VIMOE_CHECK(fs::is_directory(root_, ec), "ImageFolder: ", root_, " is not a directory");
   std::vector<fs::path> class_dirs;
@@ -64,8 +72,8 @@ ImageFolder::ImageFolder(const std::string& root, std::ostream* warnings) : root
     const int64_t label = static_cast<int64_t>(classes_.size());
     classes_.push_back(dir.filename().string());
     std::vector<fs::path> files;
-    auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink);
-    for (auto e = fs::begin(it); e != fs::end(it); ++e) {
+    for (auto e = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink);
+         e != fs::recursive_directory_iterator(); ++e) {
       if (is_hidden(e->path())) {
         if (e->is_directory()) e.disable_recursion_pending();
         continue;

@@ -46,6 +46,8 @@ class ImageFolder : public Dataset {
     std::string path;
     int64_t label;
   };
+  void scan(std::ostream* warnings);
+
   std::string root_;
   std::vector<std::string> classes_;
   std::vector<Item> items_;
