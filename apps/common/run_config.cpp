@@ -1,0 +1,116 @@
+#include "apps/common/run_config.h"
+
+#include "engine/error.h"
+
+namespace vimoe::app {
+
+models::ViTConfig RunConfig::vit_config(int64_t num_classes, int64_t in_channels) const {
+  models::ViTConfig v = models::preset(model);
+  if (patch_size > 0) v.patch_size = patch_size;
+  if (image_size > 0) v.image_size = image_size;
+  VIMOE_CHECK(v.image_size % v.patch_size == 0, "image size ", v.image_size,
+              " is not a multiple of the patch size ", v.patch_size);
+  v.pos_grid = v.image_size / v.patch_size;
+  v.in_channels = in_channels;
+  v.num_classes = num_classes;
+  v.drop_path = drop_path;
+  if (layer_scale > 0) v.layer_scale_init = layer_scale;
+  VIMOE_CHECK(head == "cls" || head == "cls+mean", "--head must be cls or cls+mean, found ", head);
+  v.head_input = head == "cls" ? models::HeadInput::Cls : models::HeadInput::ClsAndMeanPatch;
+  return v;
+}
+
+models::MoEConfig RunConfig::moe_config(int64_t depth) const {
+  models::MoEConfig m;
+  if (experts <= 0) return m;
+  m.experts = experts;
+  m.top_k = top_k;
+  m.shared_expert = shared_expert;
+  VIMOE_CHECK(routing == "image" || routing == "token", "--routing must be image or token, found ", routing);
+  m.routing = routing == "image" ? models::RoutingLevel::Image : models::RoutingLevel::Token;
+  m.aux_alpha = aux_alpha;
+  const int choices = (moe_last > 0) + (!moe_blocks.empty()) + moe_every_second;
+  VIMOE_CHECK(choices == 1, "an MoE model needs exactly one of --moe-last, --moe-blocks, "
+              "--moe-every-second; found ", choices);
+  if (moe_last > 0) m.blocks = models::last_blocks(depth, moe_last);
+  else if (moe_every_second) m.blocks = models::every_second_block(depth);
+  else m.blocks = moe_blocks;
+  return m;
+}
+
+void add_options(CLI::App& app, RunConfig& c) {
+  app.set_config("--config", "", "TOML file with any of these options (command-line values win)");
+  auto* g = app.add_option_group("model");
+  g->add_option("--model", c.model, "preset: vit_tiny, vit_s14, vit_b14, vit_l14")->capture_default_str();
+  g->add_option("--image-size", c.image_size, "input side (0: the preset's)");
+  g->add_option("--patch-size", c.patch_size, "patch side (0: the preset's)");
+  g->add_option("--init", c.init, "scratch, or a DINOv2 .safetensors file")->capture_default_str();
+  g->add_option("--experts", c.experts, "experts per MoE layer (0: dense)")->capture_default_str();
+  g->add_option("--moe-last", c.moe_last, "MoE in the last L blocks");
+  g->add_option("--moe-blocks", c.moe_blocks, "MoE in these blocks")->delimiter(',');
+  g->add_flag("--moe-every-second", c.moe_every_second, "MoE in every second block");
+  g->add_option("--top-k", c.top_k, "experts per routed row")->capture_default_str();
+  g->add_flag("--shared-expert", c.shared_expert, "add a dense shared expert to each MoE layer");
+  g->add_option("--routing", c.routing, "image (CLS decides) or token")->capture_default_str();
+  g->add_option("--aux-alpha", c.aux_alpha, "load-balancing loss weight")->capture_default_str();
+  g->add_option("--head", c.head, "cls or cls+mean")->capture_default_str();
+  g->add_option("--drop-path", c.drop_path, "stochastic depth rate")->capture_default_str();
+  g->add_option("--layer-scale", c.layer_scale, "LayerScale init (0: the preset's)");
+  auto* d = app.add_option_group("data");
+  d->add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder")->capture_default_str();
+  d->add_option("--data-dir", c.data_dir, "dataset location (folder: the training root)");
+  d->add_option("--val-dir", c.val_dir, "folder datasets: the validation root");
+  d->add_option("--workers", c.workers, "loader threads")->capture_default_str();
+  d->add_option("--mixup", c.mixup, "mixup Beta alpha (0: off)")->capture_default_str();
+  d->add_option("--cutmix", c.cutmix, "cutmix Beta alpha (0: off)")->capture_default_str();
+  auto* o = app.add_option_group("optimisation");
+  o->add_option("--epochs", c.epochs)->capture_default_str();
+  o->add_option("--max-steps", c.max_steps, "stop after this many optimiser steps (0: no limit)");
+  o->add_option("--batch-size", c.batch_size)->capture_default_str();
+  o->add_option("--accum-steps", c.accum_steps, "gradient accumulation")->capture_default_str();
+  o->add_option("--lr", c.lr, "peak learning rate")->capture_default_str();
+  o->add_option("--min-lr", c.min_lr)->capture_default_str();
+  o->add_option("--warmup-epochs", c.warmup_epochs)->capture_default_str();
+  o->add_option("--weight-decay", c.weight_decay)->capture_default_str();
+  o->add_option("--layer-decay", c.layer_decay, "layer-wise lr decay (1: off)")->capture_default_str();
+  o->add_option("--clip-grad", c.clip_grad, "max gradient norm (0: off)")->capture_default_str();
+  o->add_option("--label-smoothing", c.label_smoothing)->capture_default_str();
+  o->add_option("--seed", c.seed)->capture_default_str();
+  auto* r = app.add_option_group("run");
+  r->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  r->add_option("--out", c.out, "output directory")->capture_default_str();
+  r->add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints")->capture_default_str();
+  r->add_option("--log-every", c.log_every, "steps between progress lines")->capture_default_str();
+  r->add_option("--resume", c.resume, "checkpoint to continue from");
+  r->add_flag("!--no-final-eval", c.final_eval, "skip the evaluation at the end");
+}
+
+#define VIMOE_RUN_FIELDS(X)                                                                      \
+  X(model) X(image_size) X(patch_size) X(init) X(experts) X(moe_last) X(moe_blocks)              \
+  X(moe_every_second) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
+  X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(workers) X(mixup) X(cutmix) X(epochs)       \
+  X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
+  X(layer_decay) X(clip_grad) X(label_smoothing) X(seed) X(device) X(out) X(checkpoint_every)    \
+  X(log_every) X(resume) X(final_eval)
+
+nlohmann::json to_json(const RunConfig& c) {
+  nlohmann::json j;
+#define X(f) j[#f] = c.f;
+  VIMOE_RUN_FIELDS(X)
+#undef X
+  return j;
+}
+
+RunConfig from_json(const nlohmann::json& j) {
+  RunConfig c;
+  try {
+#define X(f) if (j.contains(#f)) j.at(#f).get_to(c.f);
+    VIMOE_RUN_FIELDS(X)
+#undef X
+  } catch (const nlohmann::json::exception& e) {
+    VIMOE_FAIL("run configuration: ", e.what());
+  }
+  return c;
+}
+
+}  // namespace vimoe::app

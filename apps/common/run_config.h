@@ -1,0 +1,71 @@
+// Everything a training or evaluation run is configured by: the model, the data, the
+// optimisation. Set from a TOML config file (--config) with command-line overrides (CLI11),
+// and stored as JSON inside every checkpoint so evaluation and resumption rebuild the run.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "models/config.h"
+
+namespace vimoe::app {
+
+struct RunConfig {
+  // Model.
+  std::string model = "vit_tiny";      // preset (models::preset)
+  int64_t image_size = 0;              // 0: the preset's
+  int64_t patch_size = 0;              // 0: the preset's
+  std::string init = "scratch";        // "scratch" or a DINOv2 .safetensors path
+  int64_t experts = 0;                 // 0: dense
+  int64_t moe_last = 0;                // MoE in the last L blocks...
+  std::vector<int64_t> moe_blocks;     // ...or these blocks...
+  bool moe_every_second = false;       // ...or every second block
+  int64_t top_k = 1;
+  bool shared_expert = false;
+  std::string routing = "image";       // "image" or "token"
+  double aux_alpha = 0.01;
+  std::string head = "cls";            // "cls" or "cls+mean"
+  double drop_path = 0.0;
+  double layer_scale = 0;              // 0: the preset's (1e-5..1 for LayerScale init)
+
+  // Data.
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100 | folder
+  std::string data_dir;                   // "": the dataset's default location
+  std::string val_dir;                    // image folders: the validation root
+  int workers = 2;
+  double mixup = 0, cutmix = 0;           // Beta alphas; 0 disables
+
+  // Optimisation.
+  int64_t epochs = 10;
+  int64_t max_steps = 0;                  // stop early after this many optimiser steps (0: no)
+  int64_t batch_size = 128;
+  int64_t accum_steps = 1;
+  double lr = 1e-3, min_lr = 1e-5;
+  double warmup_epochs = 1;
+  double weight_decay = 0.05;
+  double layer_decay = 1.0;               // layer-wise lr decay (1: off)
+  double clip_grad = 1.0;                 // 0: off
+  double label_smoothing = 0.1;
+  uint64_t seed = 0;
+
+  // Run.
+  std::string device = "auto";            // auto | cpu | cuda
+  std::string out = "runs/latest";
+  int64_t checkpoint_every = 500;         // optimiser steps between checkpoints (0: epoch ends only)
+  int64_t log_every = 20;                 // steps between progress/metric lines
+  std::string resume;                     // a checkpoint to continue from
+  bool final_eval = true;                 // evaluate on the validation set at the end
+
+  models::ViTConfig vit_config(int64_t num_classes, int64_t in_channels) const;
+  models::MoEConfig moe_config(int64_t depth) const;
+};
+
+// Registers every field as an option of `app` (and --config for a TOML file).
+void add_options(CLI::App& app, RunConfig& cfg);
+
+nlohmann::json to_json(const RunConfig& cfg);
+RunConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults
+
+}  // namespace vimoe::app

@@ -1,0 +1,466 @@
+#include "apps/common/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include "data/cifar.h"
+#include "data/idx.h"
+#include "data/image_folder.h"
+#include "engine/autograd.h"
+#include "engine/cuda/runtime.h"
+#include "engine/io/safetensors.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/index.h"
+#include "engine/ops/loss.h"
+#include "engine/ops/random.h"
+#include "engine/ops/reduce.h"
+#include "engine/ops/softmax.h"
+#include "models/dinov2.h"
+
+namespace vimoe::app {
+
+std::atomic<bool> g_interrupted{false};
+
+void install_interrupt_handler() {
+  std::signal(SIGINT, [](int) { g_interrupted = true; });
+}
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// ---- data ------------------------------------------------------------------------------
+
+Datasets open_datasets(const RunConfig& cfg) {
+  Datasets d;
+  const std::string& dir = cfg.data_dir;
+  if (cfg.dataset == "fashion-mnist" || cfg.dataset == "mnist") {
+    const bool fashion = cfg.dataset == "fashion-mnist";
+    auto open = [&](const char* split) {
+      if (fashion) return dir.empty() ? data::IdxDataset::fashion_mnist(split) : data::IdxDataset::fashion_mnist(split, dir);
+      VIMOE_CHECK(!dir.empty(), "--dataset mnist needs --data-dir");
+      return data::IdxDataset::mnist(split, dir);
+    };
+    d.train = std::make_shared<data::IdxDataset>(open("train"));
+    d.val = std::make_shared<data::IdxDataset>(open("test"));
+    d.channels = 1;
+    d.native_size = 28;
+  } else if (cfg.dataset == "cifar10" || cfg.dataset == "cifar100") {
+    VIMOE_CHECK(!dir.empty(), "--dataset ", cfg.dataset, " needs --data-dir (the extracted binary archive)");
+    if (cfg.dataset == "cifar10") {
+      d.train = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar10(dir, "train"));
+      d.val = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar10(dir, "test"));
+    } else {
+      d.train = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar100(dir, "train"));
+      d.val = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar100(dir, "test"));
+    }
+    d.channels = 3;
+    d.native_size = 32;
+  } else if (cfg.dataset == "folder") {
+    VIMOE_CHECK(!dir.empty() && !cfg.val_dir.empty(), "--dataset folder needs --data-dir and --val-dir");
+    auto train = std::make_shared<data::ImageFolder>(dir);
+    auto val = std::make_shared<data::ImageFolder>(cfg.val_dir);
+    VIMOE_CHECK(train->class_names() == val->class_names(), "--data-dir and --val-dir have different class folders");
+    d.train = train;
+    d.val = val;
+    d.channels = 3;
+  } else {
+    VIMOE_FAIL("unknown --dataset \"", cfg.dataset, "\" (expected fashion-mnist, mnist, cifar10, cifar100 or folder)");
+  }
+  return d;
+}
+
+namespace {
+
+struct Stats {
+  std::vector<float> mean, std;
+};
+
+Stats normalisation(const RunConfig& cfg, int64_t channels) {
+  if (cfg.init != "scratch" || cfg.dataset == "folder")
+    return {{data::kImageNetMean.begin(), data::kImageNetMean.end()}, {data::kImageNetStd.begin(), data::kImageNetStd.end()}};
+  if (cfg.dataset == "fashion-mnist") return {{0.2860f}, {0.3530f}};
+  if (cfg.dataset == "mnist") return {{0.1307f}, {0.3081f}};
+  if (channels == 3) return {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};  // CIFAR
+  return {std::vector<float>(channels, 0.5f), std::vector<float>(channels, 0.5f)};
+}
+
+// The dataset's statistics apply to its own channels; expanding grey to RGB replicates them.
+Stats for_channels(Stats s, int64_t channels) {
+  if (static_cast<int64_t>(s.mean.size()) == channels) return s;
+  return {std::vector<float>(channels, s.mean[0]), std::vector<float>(channels, s.std[0])};
+}
+
+}  // namespace
+
+data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels) {
+  const Stats s = for_channels(normalisation(cfg, d.channels), channels);
+  if (d.native_size == size) {
+    // Small native images: flips only (digits are not mirror-symmetric).
+    std::vector<data::Transform> steps;
+    if (cfg.dataset != "mnist") steps.push_back(data::tf::random_hflip());
+    steps.push_back(data::tf::channels(channels));
+    steps.push_back(data::tf::normalize(s.mean, s.std));
+    return data::tf::compose(steps);
+  }
+  return data::train_transform(size, channels, s.mean, s.std);
+}
+
+data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels) {
+  const Stats s = for_channels(normalisation(cfg, d.channels), channels);
+  if (d.native_size == size)
+    return data::tf::compose({data::tf::channels(channels), data::tf::normalize(s.mean, s.std)});
+  return data::eval_transform(size, size * 8 / 7, channels, s.mean, s.std);
+}
+
+Device pick_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  if (name == "cuda") {
+    VIMOE_CHECK(cuda::is_available(), "--device cuda: ", cuda::unavailable_reason());
+    return Device::cuda();
+  }
+  VIMOE_CHECK(name == "auto", "--device must be auto, cpu or cuda, found ", name);
+  return cuda::is_available() ? Device::cuda() : Device::cpu();
+}
+
+// ---- model and optimiser ---------------------------------------------------------------
+
+std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int64_t num_classes,
+                                                       int64_t channels) {
+  models::ViTConfig v = cfg.vit_config(num_classes, channels);
+  if (cfg.init != "scratch") {
+    // The checkpoint decides the backbone's shape; the run decides input size and head.
+    const models::ViTConfig c = models::dinov2_config(cfg.init);
+    v.width = c.width;
+    v.depth = c.depth;
+    v.heads = c.heads;
+    v.mlp_hidden = c.mlp_hidden;
+    v.patch_size = c.patch_size;
+    v.registers = c.registers;
+    v.ln_eps = c.ln_eps;
+    v.in_channels = c.in_channels;
+    v.pos_grid = v.image_size / v.patch_size;
+  }
+  auto model = std::make_shared<models::VisionTransformer>(v, cfg.moe_config(v.depth));
+  model->init_weights(cfg.seed);
+  if (cfg.init != "scratch") {
+    const models::ImportReport r = models::load_dinov2(*model, cfg.init);
+    std::fprintf(stderr, "loaded %zu tensors from %s; new: %zu (router and head), ignored: %zu\n",
+                 r.loaded.size(), cfg.init.c_str(), r.missing.size(), r.unexpected.size());
+  }
+  return model;
+}
+
+std::vector<optim::ParamGroup> param_groups(const models::VisionTransformer& model,
+                                            double weight_decay, double layer_decay) {
+  const int64_t depth = model.vit.depth;
+  static const std::regex block_re(R"(^blocks\.(\d+)\.)");
+  std::map<std::pair<int64_t, bool>, optim::ParamGroup> groups;
+  for (const auto& [name, p] : model.named_parameters()) {
+    int64_t layer = depth + 1;  // final norm and head
+    std::smatch m;
+    if (std::regex_search(name, m, block_re)) layer = std::stoll(m[1].str()) + 1;
+    else if (name.rfind("patch_embed", 0) == 0 || name == "cls_token" || name == "pos_embed" ||
+             name == "register_tokens")
+      layer = 0;
+    const bool no_decay = p.dim() <= 1 || name.find("token") != std::string::npos || name == "pos_embed" ||
+                          name.find("bias") != std::string::npos;
+    optim::ParamGroup& g = groups[{layer, no_decay}];
+    g.lr_scale = std::pow(layer_decay, static_cast<double>(depth + 1 - layer));
+    g.weight_decay = no_decay ? 0.0 : weight_decay;
+    g.params.push_back(p);
+  }
+  std::vector<optim::ParamGroup> out;
+  for (auto& [key, g] : groups) out.push_back(std::move(g));
+  return out;
+}
+
+// ---- evaluation ------------------------------------------------------------------------
+
+EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device, bool progress) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  EvalResult r;
+  const int64_t classes = loader.dataset().num_classes();
+  r.class_total.assign(classes, 0);
+  r.class_correct.assign(classes, 0);
+  double loss_sum = 0;
+  int64_t top1 = 0, top5 = 0;
+  std::set<std::vector<int32_t>> paths;
+  const bool tty = ::isatty(::fileno(stderr));
+  const int64_t epoch = loader.position().epoch;
+  loader.seek(epoch, 0);
+  int64_t done = 0;
+  while (std::optional<data::Batch> b = loader.next()) {
+    const auto out = model.forward(b->images.to(device));
+    const Tensor logits = out.logits.to(DType::F32).cpu();
+    const int64_t B = logits.size(0);
+    loss_sum += cross_entropy(logits, b->labels).item<double>() * static_cast<double>(B);
+    const int64_t k = std::min<int64_t>(5, classes);
+    const std::vector<int64_t> best = topk(logits, k, 1).indices.to_vector<int64_t>();
+    const std::vector<int64_t> labels = b->labels.to_vector<int64_t>();
+    for (int64_t i = 0; i < B; ++i) {
+      ++r.class_total[labels[i]];
+      if (best[i * k] == labels[i]) {
+        ++top1;
+        ++r.class_correct[labels[i]];
+      }
+      for (int64_t j = 0; j < k; ++j) top5 += best[i * k + j] == labels[i];
+    }
+    // Routing: count each image's (or token's) top-1 expert per class and layer.
+    if (r.routing_counts.empty()) {
+      r.moe_blocks = out.moe_blocks;
+      for (const Routing& rt : out.routing)
+        r.routing_counts.emplace_back(classes, std::vector<int64_t>(rt.probs.size(1), 0));
+    }
+    std::vector<std::vector<int32_t>> image_paths(B);
+    for (size_t l = 0; l < out.routing.size(); ++l) {
+      const Tensor ids = out.routing[l].expert_ids.select(1, 0).contiguous().cpu();
+      const std::vector<int32_t> e = ids.to_vector<int32_t>();
+      const int64_t per_image = static_cast<int64_t>(e.size()) / B;
+      for (int64_t i = 0; i < B; ++i)
+        for (int64_t t = 0; t < per_image; ++t) ++r.routing_counts[l][labels[i]][e[i * per_image + t]];
+      if (per_image == 1)
+        for (int64_t i = 0; i < B; ++i) image_paths[i].push_back(e[i]);
+    }
+    if (!out.routing.empty() && !image_paths[0].empty())
+      for (auto& p : image_paths) paths.insert(p);
+    done += B;
+    if (progress && tty)
+      std::fprintf(stderr, "\r  evaluating %lld/%lld", static_cast<long long>(done),
+                   static_cast<long long>(loader.dataset().size()));
+  }
+  if (progress && tty) std::fprintf(stderr, "\n");
+  r.images = done;
+  r.loss = done ? loss_sum / static_cast<double>(done) : 0;
+  r.top1 = done ? static_cast<double>(top1) / static_cast<double>(done) : 0;
+  r.top5 = done ? static_cast<double>(top5) / static_cast<double>(done) : 0;
+  r.distinct_paths = static_cast<int64_t>(paths.size());
+  model.train(was_training);
+  return r;
+}
+
+// ---- the trainer -----------------------------------------------------------------------
+
+Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
+  if (!cfg_.resume.empty()) {
+    // The checkpoint's configuration wins; only the run options may change.
+    const io::SafetensorsFile f = io::SafetensorsFile::open(cfg_.resume);
+    VIMOE_CHECK(f.metadata().count("config"), cfg_.resume, ": not a vimoe checkpoint (no config)");
+    RunConfig saved = from_json(nlohmann::json::parse(f.metadata().at("config")));
+    saved.resume = cfg_.resume;
+    saved.out = cfg_.out;
+    saved.device = cfg_.device;
+    saved.workers = cfg_.workers;
+    if (cfg_.max_steps) saved.max_steps = cfg_.max_steps;
+    saved.log_every = cfg_.log_every;
+    saved.final_eval = cfg_.final_eval;
+    cfg_ = saved;
+  }
+  VIMOE_CHECK(cfg_.batch_size > 0 && cfg_.accum_steps > 0 && cfg_.epochs > 0, "batch size, "
+              "accumulation steps and epochs must be positive");
+  device_ = pick_device(cfg_.device);
+  manual_seed(cfg_.seed);
+  data_ = open_datasets(cfg_);
+  const int64_t classes = data_.train->num_classes();
+  model_ = build_model(cfg_, classes, data_.channels);
+  const int64_t size = model_->vit.image_size, channels = model_->vit.in_channels;
+  data::LoaderOptions train_opts;
+  train_opts.batch_size = cfg_.batch_size;
+  train_opts.shuffle = true;
+  train_opts.drop_last = true;
+  train_opts.seed = cfg_.seed;
+  train_opts.num_workers = cfg_.workers;
+  train_opts.transform = train_transform(cfg_, data_, size, channels);
+  train_opts.pin_memory = device_.is_cuda();
+  if (cfg_.mixup > 0 || cfg_.cutmix > 0) {
+    data::MixConfig mix;
+    mix.mixup_alpha = cfg_.mixup;
+    mix.cutmix_alpha = cfg_.cutmix;
+    mix.label_smoothing = cfg_.label_smoothing;
+    train_opts.mix = mix;
+  }
+  train_loader_ = std::make_unique<data::Loader>(data_.train, train_opts);
+  data::LoaderOptions val_opts;
+  val_opts.batch_size = cfg_.batch_size;
+  val_opts.shuffle = false;
+  val_opts.num_workers = cfg_.workers;
+  val_opts.transform = eval_transform(cfg_, data_, size, channels);
+  val_loader_ = std::make_unique<data::Loader>(data_.val, val_opts);
+
+  model_->to(device_);
+  optimizer_ = std::make_unique<optim::AdamW>(param_groups(*model_, cfg_.weight_decay, cfg_.layer_decay),
+                                              optim::AdamW::Options{.lr = cfg_.lr});
+  const int64_t steps_per_epoch = train_loader_->batches_per_epoch() / cfg_.accum_steps;
+  steps_per_epoch_ = std::max<int64_t>(steps_per_epoch, 1);
+  VIMOE_CHECK(steps_per_epoch > 0, "the training set (", data_.train->size(), " images) is smaller than one "
+              "optimiser step (", cfg_.batch_size * cfg_.accum_steps, " images)");
+  total_steps_ = steps_per_epoch * cfg_.epochs;
+  if (cfg_.max_steps > 0) total_steps_ = std::min(total_steps_, cfg_.max_steps);
+  schedule_ = optim::WarmupCosine{cfg_.lr, cfg_.min_lr,
+                                  std::min<int64_t>(total_steps_, static_cast<int64_t>(cfg_.warmup_epochs * steps_per_epoch)),
+                                  steps_per_epoch * cfg_.epochs};
+  if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
+}
+
+double Trainer::train_step(const data::Batch& batch, double* aux_out) {
+  const auto out = model_->forward(batch.images.to(device_));
+  const Tensor logits = out.logits.to(DType::F32);
+  Tensor task;
+  if (batch.targets.defined()) {
+    // Soft targets from mixup / cutmix (already label-smoothed).
+    task = mean(sum(batch.targets.to(device_) * log_softmax(logits, 1), {1})) * -1.0;
+  } else {
+    task = cross_entropy(logits, batch.labels.to(device_), cfg_.label_smoothing);
+  }
+  const Tensor loss = task + out.aux_loss;
+  (loss / static_cast<double>(cfg_.accum_steps)).backward();
+  *aux_out = out.aux_loss.item<double>();
+  return task.item<double>();
+}
+
+void Trainer::log_metrics(const nlohmann::json& record) {
+  metrics_ << record.dump() << "\n";
+  metrics_.flush();
+}
+
+void Trainer::print_progress(double loss, double aux, double images_per_s, bool final_line) {
+  static const bool tty = ::isatty(::fileno(stderr));
+  const double remaining = images_per_s > 0 ? static_cast<double>((total_steps_ - step_) * cfg_.batch_size *
+                                                                  cfg_.accum_steps) / images_per_s
+                                            : 0;
+  const int64_t eta = static_cast<int64_t>(remaining);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "epoch %lld/%lld  step %lld/%lld  loss %.4f  aux %.4f  lr %.2e  %.0f img/s  ETA %lldm%02llds",
+                static_cast<long long>(std::min(step_ / steps_per_epoch_ + 1, cfg_.epochs)), static_cast<long long>(cfg_.epochs),
+                static_cast<long long>(step_), static_cast<long long>(total_steps_), loss, aux, optimizer_->lr(),
+                images_per_s, static_cast<long long>(eta / 60), static_cast<long long>(eta % 60));
+  if (tty) std::fprintf(stderr, "\r%-110s%s", line, final_line ? "\n" : "");
+  else std::fprintf(stderr, "%s\n", line);
+  std::fflush(stderr);
+}
+
+int Trainer::run() {
+  fs::create_directories(cfg_.out);
+  metrics_.open(fs::path(cfg_.out) / "metrics.jsonl", std::ios::app);
+  VIMOE_CHECK(metrics_.good(), "cannot write ", (fs::path(cfg_.out) / "metrics.jsonl").string());
+  std::ofstream(fs::path(cfg_.out) / "config.json") << to_json(cfg_).dump(2) << "\n";
+  std::fprintf(stderr, "vimoe-train: %s, %lld parameters, %s on %s; %lld steps of %lld images\n",
+               cfg_.model.c_str(), static_cast<long long>(model_->num_parameters()), cfg_.dataset.c_str(),
+               device_.str().c_str(), static_cast<long long>(total_steps_),
+               static_cast<long long>(cfg_.batch_size * cfg_.accum_steps));
+  install_interrupt_handler();
+  model_->train();
+  const std::string last = (fs::path(cfg_.out) / "last.safetensors").string();
+  double loss_ema = 0, aux_ema = 0;
+  int64_t logged_images = 0;
+  auto window_start = Clock::now();
+  int64_t epoch_seen = train_loader_->position().epoch;
+  while (step_ < total_steps_) {
+    double loss = 0, aux = 0;
+    for (int64_t micro = 0; micro < cfg_.accum_steps; ++micro) {
+      std::optional<data::Batch> b = train_loader_->next();
+      if (!b) b = train_loader_->next();  // an epoch ended: continue with the next one
+      double a = 0;
+      loss += train_step(*b, &a) / static_cast<double>(cfg_.accum_steps);
+      aux += a / static_cast<double>(cfg_.accum_steps);
+      logged_images += b->images.size(0);
+    }
+    optimizer_->set_lr(schedule_.at(step_));
+    if (cfg_.clip_grad > 0) optim::clip_grad_norm(model_->parameters(), cfg_.clip_grad);
+    optimizer_->step();
+    optimizer_->zero_grad();
+    ++step_;
+    loss_ema = step_ == 1 ? loss : 0.95 * loss_ema + 0.05 * loss;
+    aux_ema = step_ == 1 ? aux : 0.95 * aux_ema + 0.05 * aux;
+    const bool epoch_end = train_loader_->position().epoch != epoch_seen ||
+                           train_loader_->position().batch == train_loader_->batches_per_epoch();
+    if (step_ % cfg_.log_every == 0 || step_ == total_steps_) {
+      const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
+      const double ips = secs > 0 ? static_cast<double>(logged_images) / secs : 0;
+      print_progress(loss_ema, aux_ema, ips, step_ == total_steps_);
+      log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"loss", loss},
+                   {"loss_avg", loss_ema}, {"aux_loss", aux}, {"lr", optimizer_->lr()}, {"images_per_s", ips}});
+      logged_images = 0;
+      window_start = Clock::now();
+    }
+    if ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || g_interrupted) save_checkpoint(last);
+    if (g_interrupted) {
+      std::fprintf(stderr, "\ninterrupted: checkpoint written to %s (resume with --resume %s)\n", last.c_str(),
+                   last.c_str());
+      return 130;
+    }
+    if (epoch_end && step_ < total_steps_) {
+      epoch_seen = train_loader_->position().epoch;
+      const EvalResult r = evaluate(*model_, *val_loader_, device_, false);
+      std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%\n",
+                   ::isatty(::fileno(stderr)) ? "\n" : "", r.loss, 100 * r.top1, 100 * r.top5);
+      log_metrics({{"step", step_}, {"epoch", epoch_seen}, {"val_loss", r.loss}, {"val_top1", r.top1},
+                   {"val_top5", r.top5}});
+      save_checkpoint(last);
+      window_start = Clock::now();
+      logged_images = 0;
+    }
+  }
+  save_checkpoint(last);
+  const std::string final_path = (fs::path(cfg_.out) / "final.safetensors").string();
+  save_checkpoint(final_path);
+  if (!cfg_.final_eval) {
+    std::printf("%s\n", final_path.c_str());
+    return 0;
+  }
+  const EvalResult r = evaluate(*model_, *val_loader_, device_, true);
+  std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%% on %lld images\n", r.loss,
+               100 * r.top1, 100 * r.top5, static_cast<long long>(r.images));
+  log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"val_loss", r.loss},
+               {"val_top1", r.top1}, {"val_top5", r.top5}, {"final", true}});
+  std::printf("%s\n", final_path.c_str());
+  return 0;
+}
+
+// ---- checkpoints -----------------------------------------------------------------------
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [n, t] : model_->state_dict()) tensors.emplace_back("model." + n, t);
+  for (const auto& [n, t] : optimizer_->state_dict()) tensors.emplace_back("optim." + n, t);
+  const Generator::State g = default_generator().state();
+  const data::LoaderPosition pos = train_loader_->position();
+  io::save_safetensors(path, tensors,
+                       {{"format", "vimoe-checkpoint-1"},
+                        {"config", to_json(cfg_).dump()},
+                        {"step", std::to_string(step_)},
+                        {"epoch", std::to_string(pos.epoch)},
+                        {"batch", std::to_string(pos.batch)},
+                        {"generator_seed", std::to_string(g.seed)},
+                        {"generator_calls", std::to_string(g.calls)}});
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  const io::SafetensorsFile f = io::SafetensorsFile::open(path);
+  VIMOE_CHECK(f.metadata().count("format") && f.metadata().at("format") == "vimoe-checkpoint-1", path,
+              ": not a vimoe training checkpoint");
+  std::map<std::string, Tensor> model_state, optim_state;
+  for (const std::string& n : f.names()) {
+    if (n.rfind("model.", 0) == 0) model_state.emplace(n.substr(6), f.get(n));
+    else if (n.rfind("optim.", 0) == 0) optim_state.emplace(n.substr(6), f.get(n));
+  }
+  model_->load_state_dict(model_state);
+  optimizer_->load_state_dict(optim_state);
+  const auto& meta = f.metadata();
+  step_ = std::stoll(meta.at("step"));
+  train_loader_->seek(std::stoll(meta.at("epoch")), std::stoll(meta.at("batch")));
+  default_generator().set_state({std::stoull(meta.at("generator_seed")), std::stoull(meta.at("generator_calls"))});
+  std::fprintf(stderr, "resumed %s at step %lld\n", path.c_str(), static_cast<long long>(step_));
+}
+
+}  // namespace vimoe::app

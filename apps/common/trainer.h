@@ -1,0 +1,89 @@
+// The training and evaluation driver behind vimoe-train and vimoe-eval: builds the data,
+// the model and the optimiser from a RunConfig, runs the loop with progress, metrics and
+// atomic checkpoints, and resumes exactly from a checkpoint.
+#pragma once
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/common/run_config.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "engine/optim/adamw.h"
+#include "engine/optim/schedule.h"
+#include "models/vit.h"
+
+namespace vimoe::app {
+
+struct Datasets {
+  std::shared_ptr<const data::Dataset> train, val;
+  int64_t channels = 3;      // what the images carry
+  int64_t native_size = 0;   // their side when all share one (IDX, CIFAR), else 0
+};
+Datasets open_datasets(const RunConfig& cfg);
+
+// The loaders' per-sample transforms: light augmentation at the native size for small
+// images, ImageNet-style crops for large ones; normalised with the dataset's statistics
+// (ImageNet's when starting from DINOv2).
+data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
+data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
+
+Device pick_device(const std::string& name);  // auto | cpu | cuda
+
+std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int64_t num_classes,
+                                                       int64_t channels);
+
+// AdamW groups: no weight decay for norms, biases, tokens and the position table; with
+// layer_decay < 1, block i's learning rate is scaled by layer_decay^(depth + 1 - (i + 1))
+// (embeddings: layer 0, the final norm and head: depth + 1).
+std::vector<optim::ParamGroup> param_groups(const models::VisionTransformer& model,
+                                            double weight_decay, double layer_decay);
+
+struct EvalResult {
+  double loss = 0, top1 = 0, top5 = 0;
+  int64_t images = 0;
+  std::vector<int64_t> class_total, class_correct;
+  // Per MoE layer: [classes x experts] counts of top-1 routing decisions (image-level: one
+  // per image; token-level: one per token), and the set of expert paths images took.
+  std::vector<std::vector<std::vector<int64_t>>> routing_counts;
+  std::vector<int64_t> moe_blocks;
+  int64_t distinct_paths = 0;
+};
+EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device,
+                    bool progress);
+
+class Trainer {
+ public:
+  explicit Trainer(RunConfig cfg);
+  // Trains until the epochs (or max_steps) are done, or SIGINT; writes checkpoints, metrics
+  // (out/metrics.jsonl) and a final evaluation. Returns the process exit code.
+  int run();
+
+  int64_t step() const { return step_; }
+  models::VisionTransformer& model() { return *model_; }
+  void save_checkpoint(const std::string& path) const;
+  void load_checkpoint(const std::string& path);
+
+ private:
+  double train_step(const data::Batch& batch, double* aux_out);  // returns the batch's loss
+  void log_metrics(const nlohmann::json& record);
+  void print_progress(double loss, double aux, double images_per_s, bool final_line);
+
+  RunConfig cfg_;
+  Device device_;
+  Datasets data_;
+  std::shared_ptr<models::VisionTransformer> model_;
+  std::unique_ptr<data::Loader> train_loader_, val_loader_;
+  std::unique_ptr<optim::AdamW> optimizer_;
+  optim::WarmupCosine schedule_;
+  int64_t step_ = 0, total_steps_ = 0, steps_per_epoch_ = 1;
+  std::ofstream metrics_;
+};
+
+// Set by SIGINT: the loop checkpoints and stops at the next step boundary.
+extern std::atomic<bool> g_interrupted;
+void install_interrupt_handler();
+
+}  // namespace vimoe::app

@@ -1,0 +1,18 @@
+// vimoe-train: fine-tune or train a ViT / ViMoE. See `vimoe-train --help`.
+#include <cstdio>
+
+#include "apps/common/trainer.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"vimoe-train: train a Vision Transformer or Vision Mixture-of-Experts"};
+  vimoe::app::RunConfig cfg;
+  vimoe::app::add_options(app, cfg);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    vimoe::app::Trainer trainer(cfg);
+    return trainer.run();
+  } catch (const vimoe::Error& e) {
+    std::fprintf(stderr, "vimoe-train: error: %s\n", e.what());
+    return 1;
+  }
+}

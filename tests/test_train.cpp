@@ -1,0 +1,110 @@
+// The training driver: exact resumption, and a short run that learns.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "apps/common/trainer.h"
+#include "engine/io/safetensors.h"
+#include "tests/test_util.h"
+
+using namespace vimoe;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool have_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"); }
+
+app::RunConfig small_run(const std::string& out, int64_t steps) {
+  app::RunConfig c;
+  c.model = "vit_tiny";
+  c.experts = 4;
+  c.moe_last = 2;
+  c.shared_expert = true;
+  c.drop_path = 0.1;  // exercises the random stream across the resume
+  c.batch_size = 16;
+  c.max_steps = steps;
+  c.warmup_epochs = 0.001;
+  c.workers = 2;
+  c.seed = 7;
+  c.device = "cpu";
+  c.out = out;
+  c.log_every = 1000;
+  c.checkpoint_every = 0;
+  c.final_eval = false;
+  return c;
+}
+
+std::map<std::string, Tensor> model_tensors(const std::string& checkpoint) {
+  const io::SafetensorsFile f = io::SafetensorsFile::open(checkpoint);
+  std::map<std::string, Tensor> out;
+  for (const std::string& n : f.names()) out.emplace(n, f.get(n).clone());
+  return out;
+}
+
+}  // namespace
+
+TEST(Train, ResumingContinuesExactly) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "needs Debian's dataset-fashion-mnist";
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_resume_" + std::to_string(::getpid()));
+  const int64_t k = 6;
+  {
+    app::Trainer straight(small_run((dir / "straight").string(), 2 * k));
+    ASSERT_EQ(straight.run(), 0);
+  }
+  {
+    app::Trainer first(small_run((dir / "split").string(), k));
+    ASSERT_EQ(first.run(), 0);
+  }
+  {
+    app::RunConfig c = small_run((dir / "split").string(), 2 * k);
+    c.resume = (dir / "split" / "last.safetensors").string();
+    app::Trainer second(c);
+    EXPECT_EQ(second.step(), k);
+    ASSERT_EQ(second.run(), 0);
+  }
+  const auto a = model_tensors((dir / "straight" / "final.safetensors").string());
+  const auto b = model_tensors((dir / "split" / "final.safetensors").string());
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a)
+    EXPECT_TRUE(vimoe::testing::all_close(b.at(name), t, 0, 0)) << name << " differs after resuming";
+  fs::remove_all(dir);
+}
+
+TEST(Train, ParamGroupsSeparateDecayAndLayers) {
+  app::RunConfig c;
+  c.experts = 4;
+  c.moe_last = 1;
+  const auto model = app::build_model(c, 10, 1);
+  const auto groups = app::param_groups(*model, 0.05, 0.5);
+  int64_t total = 0;
+  for (const auto& g : groups) {
+    for (const Tensor& p : g.params) {
+      total += p.numel();
+      if (p.dim() <= 1) EXPECT_EQ(g.weight_decay, 0.0);
+    }
+    EXPECT_GT(g.lr_scale, 0.0);
+    EXPECT_LE(g.lr_scale, 1.0);
+  }
+  EXPECT_EQ(total, model->num_parameters());
+  // The head's group has the full rate, the embeddings' the most decayed one.
+  double lo = 1, hi = 0;
+  for (const auto& g : groups) {
+    lo = std::min(lo, g.lr_scale);
+    hi = std::max(hi, g.lr_scale);
+  }
+  EXPECT_DOUBLE_EQ(hi, 1.0);
+  EXPECT_DOUBLE_EQ(lo, std::pow(0.5, model->vit.depth + 1));
+}
+
+TEST(Train, BadConfigurationsAreNamed) {
+  app::RunConfig c;
+  c.experts = 4;  // but no placement
+  EXPECT_VIMOE_ERROR(app::build_model(c, 10, 1), "--moe-last");
+  c.moe_last = 1;
+  c.routing = "pixel";
+  EXPECT_VIMOE_ERROR(app::build_model(c, 10, 1), "--routing", "pixel");
+  app::RunConfig d;
+  d.dataset = "imagenet";
+  EXPECT_VIMOE_ERROR(app::open_datasets(d), "imagenet", "fashion-mnist");
+}
