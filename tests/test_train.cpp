@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "apps/common/report.h"
 #include "apps/common/trainer.h"
 #include "engine/io/safetensors.h"
 #include "tests/test_util.h"
@@ -81,7 +82,9 @@ TEST(Train, ParamGroupsSeparateDecayAndLayers) {
   for (const auto& g : groups) {
     for (const Tensor& p : g.params) {
       total += p.numel();
-      if (p.dim() <= 1) EXPECT_EQ(g.weight_decay, 0.0);
+      if (p.dim() <= 1) {
+        EXPECT_EQ(g.weight_decay, 0.0);
+      }
     }
     EXPECT_GT(g.lr_scale, 0.0);
     EXPECT_LE(g.lr_scale, 1.0);
@@ -107,4 +110,39 @@ TEST(Train, BadConfigurationsAreNamed) {
   app::RunConfig d;
   d.dataset = "imagenet";
   EXPECT_VIMOE_ERROR(app::open_datasets(d), "imagenet", "fashion-mnist");
+}
+
+TEST(Report, WritesTablesHeatmapsAndCurves) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_report_" + std::to_string(::getpid()));
+  app::EvalResult r;
+  r.images = 6;
+  r.top1 = 0.5;
+  r.class_total = {3, 3};
+  r.class_correct = {1, 2};
+  r.moe_blocks = {3};
+  r.routing_counts = {{{3, 0}, {1, 2}}};  // class 0 all to expert 0; class 1 split 1:2
+  r.distinct_paths = 2;
+  models::MoEConfig moe;
+  moe.experts = 2;
+  const nlohmann::json s = app::write_eval_report(r, {"cat", "dog"}, moe, dir.string());
+  EXPECT_DOUBLE_EQ(s["per_class_top1"]["dog"].get<double>(), 2.0 / 3);
+  EXPECT_DOUBLE_EQ(s["routing_degree"].get<double>(), 2.0);
+  const std::vector<double> load = s["moe_layers"][0]["load"];
+  EXPECT_DOUBLE_EQ(load[0], 4.0 / 6);
+  for (const char* f : {"per_class.csv", "routing_block3.csv", "routing_block3.png", "expert_load_block3.png", "summary.json"})
+    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  std::ifstream csv(dir / "routing_block3.csv");
+  std::string header, cat;
+  std::getline(csv, header);
+  std::getline(csv, cat);
+  EXPECT_EQ(header, "class,expert_0,expert_1");
+  EXPECT_EQ(cat, "cat,1,0");
+
+  std::ofstream(dir / "metrics.jsonl") << R"({"step": 10, "loss_avg": 2.0, "aux_loss": 0.01, "lr": 0.001})" << "\n"
+                                       << R"({"step": 20, "val_loss": 1.5, "val_top1": 0.4, "val_top5": 0.9})" << "\n";
+  const auto files = app::write_curves((dir / "metrics.jsonl").string(), dir.string());
+  EXPECT_EQ(files, (std::vector<std::string>{"curves.csv", "loss_curve.png", "accuracy_curve.png"}));
+  std::ofstream(dir / "bad.jsonl") << "{not json\n";
+  EXPECT_VIMOE_ERROR(app::write_curves((dir / "bad.jsonl").string(), dir.string()), "bad.jsonl", "line 1");
+  fs::remove_all(dir);
 }

@@ -113,4 +113,31 @@ RunConfig from_json(const nlohmann::json& j) {
   return c;
 }
 
+#define VIMOE_VIT_FIELDS(X)                                                                       \
+  X(image_size) X(patch_size) X(in_channels) X(width) X(depth) X(heads) X(mlp_hidden) X(registers) \
+  X(pos_grid) X(layer_scale_init) X(ln_eps) X(drop_path) X(num_classes)
+
+nlohmann::json to_json(const models::ViTConfig& v) {
+  nlohmann::json j;
+#define X(f) j[#f] = v.f;
+  VIMOE_VIT_FIELDS(X)
+#undef X
+  j["head_input"] = v.head_input == models::HeadInput::Cls ? "cls" : "cls+mean";
+  return j;
+}
+
+models::ViTConfig vit_from_json(const nlohmann::json& j) {
+  models::ViTConfig v;
+  try {
+#define X(f) if (j.contains(#f)) j.at(#f).get_to(v.f);
+    VIMOE_VIT_FIELDS(X)
+#undef X
+    if (j.contains("head_input"))
+      v.head_input = j.at("head_input") == "cls" ? models::HeadInput::Cls : models::HeadInput::ClsAndMeanPatch;
+  } catch (const nlohmann::json::exception& e) {
+    VIMOE_FAIL("model configuration: ", e.what());
+  }
+  return v;
+}
+
 }  // namespace vimoe::app

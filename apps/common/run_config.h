@@ -68,4 +68,9 @@ void add_options(CLI::App& app, RunConfig& cfg);
 nlohmann::json to_json(const RunConfig& cfg);
 RunConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults
 
+// The resolved model shape, stored in checkpoints so a model can be rebuilt without the
+// files it was first made from.
+nlohmann::json to_json(const models::ViTConfig& v);
+models::ViTConfig vit_from_json(const nlohmann::json& j);
+
 }  // namespace vimoe::app

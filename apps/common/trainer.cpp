@@ -438,6 +438,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   io::save_safetensors(path, tensors,
                        {{"format", "vimoe-checkpoint-1"},
                         {"config", to_json(cfg_).dump()},
+                        {"model", to_json(model_->vit).dump()},
                         {"step", std::to_string(step_)},
                         {"epoch", std::to_string(pos.epoch)},
                         {"batch", std::to_string(pos.batch)},

@@ -1,0 +1,166 @@
+#include "apps/common/report.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/io/safetensors.h"
+#include "plot/plot.h"
+
+namespace vimoe::app {
+
+namespace fs = std::filesystem;
+
+LoadedRun load_run(const std::string& checkpoint, Device device) {
+  const io::SafetensorsFile f = io::SafetensorsFile::open(checkpoint);
+  const auto& meta = f.metadata();
+  VIMOE_CHECK(meta.count("config") && meta.count("model"), checkpoint,
+              ": not a vimoe training checkpoint (no config/model metadata)");
+  LoadedRun run;
+  run.config = from_json(nlohmann::json::parse(meta.at("config")));
+  const models::ViTConfig vit = vit_from_json(nlohmann::json::parse(meta.at("model")));
+  run.model = std::make_shared<models::VisionTransformer>(vit, run.config.moe_config(vit.depth));
+  std::map<std::string, Tensor> state;
+  for (const std::string& n : f.names())
+    if (n.rfind("model.", 0) == 0) state.emplace(n.substr(6), f.get(n));
+  run.model->load_state_dict(state);
+  run.model->to(device);
+  run.model->eval();
+  return run;
+}
+
+nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& classes,
+                                 const models::MoEConfig& moe, const std::string& out_dir) {
+  fs::create_directories(out_dir);
+  nlohmann::json summary = {{"images", r.images}, {"loss", r.loss}, {"top1", r.top1}, {"top5", r.top5}};
+  std::vector<std::string> files;
+  auto path = [&](const std::string& name) {
+    files.push_back(name);
+    return (fs::path(out_dir) / name).string();
+  };
+
+  std::vector<std::vector<std::string>> rows;
+  nlohmann::json per_class = nlohmann::json::object();
+  for (size_t c = 0; c < classes.size(); ++c) {
+    const double acc = r.class_total[c] ? static_cast<double>(r.class_correct[c]) / r.class_total[c] : NAN;
+    rows.push_back({classes[c], std::to_string(r.class_total[c]), plot::csv_number(acc)});
+    per_class[classes[c]] = acc;
+  }
+  plot::csv_write(path("per_class.csv"), {"class", "images", "top1"}, rows);
+  summary["per_class_top1"] = per_class;
+
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t l = 0; l < r.routing_counts.size(); ++l) {
+    const auto& counts = r.routing_counts[l];
+    const size_t experts = counts.empty() ? 0 : counts[0].size();
+    const std::string block = std::to_string(r.moe_blocks[l]);
+    // Fractions of each class's decisions per expert (rows sum to 1).
+    std::vector<double> frac;
+    std::vector<double> load(experts, 0);
+    std::vector<std::vector<std::string>> csv;
+    double total = 0;
+    for (size_t c = 0; c < counts.size(); ++c) {
+      double row_total = 0;
+      for (int64_t v : counts[c]) row_total += static_cast<double>(v);
+      std::vector<std::string> line{classes[c]};
+      for (size_t e = 0; e < experts; ++e) {
+        const double f = row_total > 0 ? static_cast<double>(counts[c][e]) / row_total : 0.0;
+        frac.push_back(f);
+        line.push_back(plot::csv_number(f));
+        load[e] += static_cast<double>(counts[c][e]);
+      }
+      total += row_total;
+      csv.push_back(line);
+    }
+    std::vector<std::string> header{"class"}, expert_names;
+    for (size_t e = 0; e < experts; ++e) {
+      header.push_back("expert_" + std::to_string(e));
+      expert_names.push_back(std::to_string(e));
+    }
+    plot::csv_write(path("routing_block" + block + ".csv"), header, csv);
+    plot::HeatmapOptions hopts;
+    hopts.vmin = 0.0;
+    hopts.vmax = 1.0;
+    plot::heatmap_png(path("routing_block" + block + ".png"), frac, classes, expert_names,
+                      "Block " + block + ": share of each class's " +
+                          (moe.routing == models::RoutingLevel::Image ? "images" : "tokens") + " per expert",
+                      hopts);
+    std::vector<std::vector<std::string>> load_csv;
+    for (size_t e = 0; e < experts; ++e) {
+      load[e] = total > 0 ? load[e] / total : 0.0;
+      load_csv.push_back({std::to_string(e), plot::csv_number(load[e])});
+    }
+    plot::csv_write(path("expert_load_block" + block + ".csv"), {"expert", "fraction"}, load_csv);
+    plot::BarChartOptions bopts;
+    bopts.reference = experts ? 1.0 / static_cast<double>(experts) : NAN;
+    bopts.reference_label = "uniform";
+    bopts.x_label = "expert";
+    plot::bar_chart_png(path("expert_load_block" + block + ".png"), load, expert_names,
+                        "Block " + block + ": expert load (top-1 decisions)", "fraction", bopts);
+    layers.push_back({{"block", r.moe_blocks[l]}, {"load", load}});
+  }
+  summary["moe_layers"] = layers;
+  if (!r.routing_counts.empty()) {
+    // The routing degree: how many expert combinations the model could express, C(N, k)^L,
+    // against how many distinct ones the evaluation images actually took.
+    double combos = 1;
+    for (int64_t i = 0; i < moe.top_k; ++i) combos = combos * static_cast<double>(moe.experts - i) / (i + 1);
+    summary["routing_degree"] = std::pow(combos, static_cast<double>(r.routing_counts.size()));
+    summary["distinct_paths_used"] = r.distinct_paths;
+  }
+  summary["files"] = files;
+  std::ofstream(fs::path(out_dir) / "summary.json") << summary.dump(2) << "\n";
+  return summary;
+}
+
+std::vector<std::string> write_curves(const std::string& metrics_jsonl, const std::string& out_dir) {
+  std::ifstream in(metrics_jsonl);
+  VIMOE_CHECK(in.good(), "cannot read ", metrics_jsonl);
+  plot::Series loss{"training loss", {}, {}}, val_loss{"validation loss", {}, {}};
+  plot::Series top1{"validation top-1", {}, {}}, top5{"validation top-5", {}, {}};
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      VIMOE_FAIL(metrics_jsonl, ": line ", line_no, " is not JSON (", e.what(), ")");
+    }
+    const double step = j.value("step", 0.0);
+    auto num = [&](const char* k) { return j.contains(k) ? j[k].get<double>() : NAN; };
+    if (j.contains("loss_avg")) loss.xs.push_back(step), loss.ys.push_back(num("loss_avg"));
+    if (j.contains("val_loss")) {
+      val_loss.xs.push_back(step), val_loss.ys.push_back(num("val_loss"));
+      top1.xs.push_back(step), top1.ys.push_back(num("val_top1"));
+      top5.xs.push_back(step), top5.ys.push_back(num("val_top5"));
+    }
+    rows.push_back({plot::csv_number(step), plot::csv_number(num("loss_avg")), plot::csv_number(num("aux_loss")),
+                    plot::csv_number(num("lr")), plot::csv_number(num("val_loss")), plot::csv_number(num("val_top1")),
+                    plot::csv_number(num("val_top5"))});
+  }
+  std::vector<std::string> files;
+  if (rows.empty()) return files;
+  fs::create_directories(out_dir);
+  plot::csv_write((fs::path(out_dir) / "curves.csv").string(),
+                  {"step", "loss_avg", "aux_loss", "lr", "val_loss", "val_top1", "val_top5"}, rows);
+  files.push_back("curves.csv");
+  std::vector<plot::Series> losses;
+  if (!loss.xs.empty()) losses.push_back(loss);
+  if (!val_loss.xs.empty()) losses.push_back(val_loss);
+  if (!losses.empty()) {
+    plot::line_chart_png((fs::path(out_dir) / "loss_curve.png").string(), losses, "Loss", "step", "loss");
+    files.push_back("loss_curve.png");
+  }
+  if (!top1.xs.empty()) {
+    plot::line_chart_png((fs::path(out_dir) / "accuracy_curve.png").string(), {top1, top5},
+                         "Validation accuracy", "step", "accuracy");
+    files.push_back("accuracy_curve.png");
+  }
+  return files;
+}
+
+}  // namespace vimoe::app

@@ -1,0 +1,30 @@
+// What vimoe-eval writes: accuracy tables, routing heatmaps and expert loads per MoE layer,
+// training curves, each as CSV and PNG, plus a summary JSON.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/common/trainer.h"
+
+namespace vimoe::app {
+
+// A model rebuilt from a training checkpoint, with the run configuration it was trained with.
+struct LoadedRun {
+  RunConfig config;
+  std::shared_ptr<models::VisionTransformer> model;
+};
+LoadedRun load_run(const std::string& checkpoint, Device device);
+
+// Writes per_class.csv, and for each MoE layer routing_block<i>.{csv,png} (class x expert
+// fractions, rows ordered by their dominant expert) and expert_load_block<i>.{csv,png}.
+// Returns the summary (accuracies, routing degree, files written).
+nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& class_names,
+                                 const models::MoEConfig& moe, const std::string& out_dir);
+
+// loss_curve.png / accuracy_curve.png and curves.csv from a run's metrics.jsonl; returns the
+// files written (none when the file has no records).
+std::vector<std::string> write_curves(const std::string& metrics_jsonl, const std::string& out_dir);
+
+}  // namespace vimoe::app

@@ -1,0 +1,101 @@
+// vimoe-eval: evaluate a checkpoint (accuracy, routing analysis, curves) or count a model's
+// parameters and multiply-adds. See `vimoe-eval --help`.
+#include <cstdio>
+#include <filesystem>
+
+#include "apps/common/report.h"
+
+namespace {
+
+int params_command(const vimoe::app::RunConfig& cfg, int64_t classes, int64_t channels, bool json) {
+  const vimoe::models::ViTConfig vit = cfg.vit_config(classes, channels);
+  const vimoe::models::ModelSize s = vimoe::models::model_size(vit, cfg.moe_config(vit.depth));
+  if (json) {
+    std::printf("%s\n", nlohmann::json({{"total_params", s.total_params}, {"active_params", s.active_params},
+                                        {"macs", s.macs}}).dump().c_str());
+  } else {
+    std::printf("total parameters   %.2fM\nactive parameters  %.2fM\nMACs per image      %.3fG\n",
+                s.total_params / 1e6, s.active_params / 1e6, s.macs / 1e9);
+  }
+  return 0;
+}
+
+int run_command(const std::string& checkpoint, std::string out, const std::string& device_name, int workers) {
+  namespace fs = std::filesystem;
+  const vimoe::Device device = vimoe::app::pick_device(device_name);
+  vimoe::app::LoadedRun run = vimoe::app::load_run(checkpoint, device);
+  const vimoe::app::Datasets data = vimoe::app::open_datasets(run.config);
+  vimoe::data::LoaderOptions opts;
+  opts.batch_size = run.config.batch_size;
+  opts.shuffle = false;
+  opts.num_workers = workers;
+  opts.transform = vimoe::app::eval_transform(run.config, data, run.model->vit.image_size, run.model->vit.in_channels);
+  vimoe::data::Loader loader(data.val, opts);
+  if (out.empty()) out = (fs::path(checkpoint).parent_path() / "eval").string();
+  const vimoe::app::EvalResult r = vimoe::app::evaluate(*run.model, loader, device, true);
+  nlohmann::json summary = vimoe::app::write_eval_report(r, data.val->class_names(),
+                                                         run.config.moe_config(run.model->vit.depth), out);
+  const fs::path metrics = fs::path(checkpoint).parent_path() / "metrics.jsonl";
+  if (fs::exists(metrics))
+    for (const std::string& f : vimoe::app::write_curves(metrics.string(), out)) summary["files"].push_back(f);
+  std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %lld images\n", 100 * r.top1, 100 * r.top5, r.loss,
+              static_cast<long long>(r.images));
+  for (size_t c = 0; c < r.class_total.size(); ++c)
+    std::printf("  %-14s %6.2f%%\n", data.val->class_names()[c].c_str(),
+                r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0);
+  if (summary.contains("routing_degree"))
+    std::printf("routing degree C(N,k)^L = %.0f; distinct expert paths taken by the images: %lld\n",
+                summary["routing_degree"].get<double>(), static_cast<long long>(summary["distinct_paths_used"]));
+  std::printf("results in %s:\n", out.c_str());
+  for (const auto& f : summary["files"]) std::printf("  %s\n", (fs::path(out) / f.get<std::string>()).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vimoe-eval: evaluate checkpoints and count model sizes"};
+  app.require_subcommand(1);
+
+  auto* params = app.add_subcommand("params", "parameters (total, active) and MACs per image of a model");
+  vimoe::app::RunConfig cfg;
+  int64_t classes = 1000, channels = 3;
+  bool json = false;
+  params->add_option("--preset,--model", cfg.model, "vit_tiny, vit_s14, vit_b14, vit_l14")->capture_default_str();
+  params->add_option("--image-size", cfg.image_size, "input side (0: the preset's)");
+  params->add_option("--num-classes", classes, "head classes (0: no head)")->capture_default_str();
+  params->add_option("--channels", channels)->capture_default_str();
+  params->add_option("--experts", cfg.experts);
+  params->add_option("--moe-last", cfg.moe_last);
+  params->add_option("--moe-blocks", cfg.moe_blocks)->delimiter(',');
+  params->add_flag("--moe-every-second", cfg.moe_every_second);
+  params->add_option("--top-k", cfg.top_k)->capture_default_str();
+  params->add_flag("--shared-expert", cfg.shared_expert);
+  params->add_option("--routing", cfg.routing)->capture_default_str();
+  params->add_option("--head", cfg.head)->capture_default_str();
+  params->add_flag("--json", json, "one JSON object: total_params, active_params, macs");
+
+  auto* run = app.add_subcommand("run", "evaluate a checkpoint: accuracy, routing heatmaps, expert load, curves");
+  std::string checkpoint, out, device = "auto";
+  int workers = 2;
+  run->add_option("checkpoint", checkpoint, "a vimoe-train checkpoint (.safetensors)")->required();
+  run->add_option("--out", out, "output directory (default: <checkpoint dir>/eval)");
+  run->add_option("--device", device)->capture_default_str();
+  run->add_option("--workers", workers)->capture_default_str();
+
+  auto* curves = app.add_subcommand("curves", "loss and accuracy curves (PNG + CSV) from a run's metrics.jsonl");
+  std::string metrics, curves_out = ".";
+  curves->add_option("metrics", metrics, "metrics.jsonl")->required();
+  curves->add_option("--out", curves_out)->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (params->parsed()) return params_command(cfg, classes, channels, json);
+    if (run->parsed()) return run_command(checkpoint, out, device, workers);
+    for (const std::string& f : vimoe::app::write_curves(metrics, curves_out)) std::printf("%s\n", f.c_str());
+    return 0;
+  } catch (const vimoe::Error& e) {
+    std::fprintf(stderr, "vimoe-eval: error: %s\n", e.what());
+    return 1;
+  }
+}
