@@ -3,10 +3,12 @@
 #include <cstring>
 
 #include "engine/cpu/loops.h"
+#include "engine/profiler.h"
 
 namespace vimoe::cpu {
 
 void copy(const Tensor& src, const Tensor& dst) {
+  VIMOE_PROFILE_SCOPE("copy");
   if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous()) {
     std::memcpy(dst.data_ptr(), src.data_ptr(), src.nbytes());
     return;
@@ -27,6 +29,7 @@ void copy(const Tensor& src, const Tensor& dst) {
 }
 
 void fill(const Tensor& dst, double value) {
+  VIMOE_PROFILE_SCOPE("fill");
   char* base = static_cast<char*>(dst.storage()->data());
   VIMOE_DISPATCH(dst.dtype(), "fill", {
     scalar_t* d = reinterpret_cast<scalar_t*>(base);

@@ -7,6 +7,7 @@
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
 #include "engine/ops/elementwise.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/reduce.h"
@@ -100,6 +101,7 @@ void max_forward(const Tensor& x, int64_t dim, const char* op, const RowPlan& p,
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("sum");
   ops::check_defined(x, "sum", "x");
   const RowPlan p = plan_rows(x, dims, keepdim, "sum");
   const DType out_dtype = is_floating(x.dtype()) ? x.dtype() : DType::I64;
@@ -112,6 +114,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("mean");
   ops::check_defined(x, "mean", "x");
   ops::check_floating(x, "mean", "x");
   const RowPlan p = plan_rows(x, dims, keepdim, "mean");
@@ -125,6 +128,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("max");
   ops::check_defined(x, "max", "x");
   const RowPlan p = plan_rows(x, {dim}, keepdim, "max");
   const bool grad = autograd::needs_grad({x});
@@ -157,6 +161,7 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("argmax");
   ops::check_defined(x, "argmax", "x");
   const RowPlan p = plan_rows(x, {dim}, keepdim, "argmax");
   Tensor index;
@@ -165,6 +170,7 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, int64_t correction) {
+  VIMOE_PROFILE_SCOPE("var");
   ops::check_defined(x, "var", "x");
   ops::check_floating(x, "var", "x");
   const RowPlan p = plan_rows(x, dims, keepdim, "var");
