@@ -1,22 +1,27 @@
 #include "engine/profiler.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <unordered_map>
 
 namespace vimoe::profiler {
 
-namespace detail {
 namespace {
-bool from_environment() {
+// VIMOE_PROFILE: unset, empty or "0" is off; "cpu" is on with the thread-CPU clock.
+const char* setting() {
   const char* v = std::getenv("VIMOE_PROFILE");
-  return v != nullptr && std::strcmp(v, "0") != 0 && v[0] != '\0';
+  return v != nullptr ? v : "";
 }
 }  // namespace
-bool g_enabled = from_environment();
+
+namespace detail {
+bool g_enabled = setting()[0] != '\0' && std::strcmp(setting(), "0") != 0;
 }  // namespace detail
 
 namespace {
@@ -36,9 +41,23 @@ std::unordered_map<std::string, Totals>& table() {
 // The innermost open scope of this thread.
 thread_local Scope* t_current = nullptr;
 
+std::atomic<ProfileClock> g_clock{std::strcmp(setting(), "cpu") == 0 ? ProfileClock::ThreadCpu
+                                                                     : ProfileClock::Wall};
+
+double now() {
+  if (g_clock.load(std::memory_order_relaxed) == ProfileClock::ThreadCpu) {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
 void set_enabled(bool on) { detail::g_enabled = on; }
+void set_clock(ProfileClock c) { g_clock.store(c); }
+ProfileClock clock() { return g_clock.load(); }
 
 void reset() {
   std::lock_guard<std::mutex> lock(g_mutex);
@@ -51,11 +70,11 @@ void Scope::begin(const char* name, const std::string* suffix) {
   suffix_ = suffix;
   parent_ = t_current;
   t_current = this;
-  start_ = std::chrono::steady_clock::now();
+  start_ = now();
 }
 
 void Scope::end() {
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double s = now() - start_;
   t_current = parent_;
   if (parent_) parent_->child_s_ += s;
   std::string key = name_;

@@ -2,7 +2,10 @@
 //
 // Off by default; on when the environment variable VIMOE_PROFILE is set (to anything but
 // "0") at start-up, or after profiler::set_enabled(true). A disabled scope costs one load
-// and one branch. Scopes nest: each keeps its total (inclusive) time and its self time
+// and one branch. Scopes measure wall time, or with VIMOE_PROFILE=cpu (or
+// set_clock(ProfileClock::ThreadCpu)) the CPU time of the thread that opened them: on a
+// machine shared with other work the latter does not swing with the load, but it misses
+// what other threads (the pool's workers, the BLAS's) do for the scope. Scopes nest: each keeps its total (inclusive) time and its self time
 // (total less the scopes opened inside it), so the self times of all scopes add up to the
 // profiled wall time without counting anything twice.
 //
@@ -10,7 +13,6 @@
 // per backward node ("backward:linear"). Only wall time is measured: on the GPU an op's
 // scope covers the launch, not the kernel.
 #pragma once
-#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,6 +25,10 @@ extern bool g_enabled;
 
 inline bool enabled() { return detail::g_enabled; }
 void set_enabled(bool on);
+
+enum class ProfileClock { Wall, ThreadCpu };
+void set_clock(ProfileClock clock);
+ProfileClock clock();
 // Forgets everything recorded so far.
 void reset();
 
@@ -60,7 +66,7 @@ class Scope {
   bool active_ = false;
   const char* name_ = nullptr;
   const std::string* suffix_ = nullptr;
-  std::chrono::steady_clock::time_point start_;
+  double start_ = 0;  // seconds on the profiler's clock
   double child_s_ = 0;  // time spent in scopes nested directly inside this one
   Scope* parent_ = nullptr;
 };
