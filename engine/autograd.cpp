@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "engine/ops/elementwise.h"
+#include "engine/profiler.h"
 
 namespace vimoe {
 
@@ -99,6 +100,7 @@ void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, Ba
 namespace {
 
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
+  VIMOE_PROFILE_SCOPE("autograd:leaf_grad");
   VIMOE_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()),
               " for a leaf of shape ", shape_str(leaf.shape));
   Tensor add = g.dtype() == leaf.dtype ? g : g.to(leaf.dtype);
@@ -162,8 +164,13 @@ void backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) {
     // further up, which may get gradient along other paths, are released in order.
     bool any = false;
     for (const Tensor& t : g) any = any || t.defined();
-    std::vector<Tensor> input_grads =
-        any ? node->apply(std::move(g)) : std::vector<Tensor>(node->next_edges().size());
+    std::vector<Tensor> input_grads;
+    if (any) {
+      VIMOE_PROFILE_SCOPE("backward:", node->name());
+      input_grads = node->apply(std::move(g));
+    } else {
+      input_grads.resize(node->next_edges().size());
+    }
     const std::vector<Edge>& edges = node->next_edges();
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
@@ -176,7 +183,14 @@ void backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) {
       std::vector<Tensor>& slots = grads[next];
       slots.resize(next->num_outputs());
       Tensor& slot = slots[e.output_nr];
-      if (input_grads[i].defined()) slot = slot.defined() ? slot + input_grads[i] : input_grads[i];
+      if (input_grads[i].defined()) {
+        if (slot.defined()) {
+          VIMOE_PROFILE_SCOPE("autograd:accumulate");
+          slot = slot + input_grads[i];
+        } else {
+          slot = input_grads[i];
+        }
+      }
       if (--pending[next] == 0) ready.push_back(next);
     }
     if (!retain_graph) node->release();

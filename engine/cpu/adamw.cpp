@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "engine/cpu/parallel.h"
+
 namespace vimoe::cpu {
 
 namespace {
@@ -10,15 +12,18 @@ void update(T* p, const T* g, T* m, T* v, int64_t n, const AdamWStep& s) {
   const double decay = 1.0 - s.lr * s.weight_decay;
   const double step_size = s.lr / s.bias_correction1;
   const double root_bc2 = std::sqrt(s.bias_correction2);
-  for (int64_t i = 0; i < n; ++i) {
-    const double gi = g[i];
-    const double mi = s.beta1 * m[i] + (1 - s.beta1) * gi;
-    const double vi = s.beta2 * v[i] + (1 - s.beta2) * gi * gi;
-    m[i] = static_cast<T>(mi);
-    v[i] = static_cast<T>(vi);
-    const double denom = std::sqrt(vi) / root_bc2 + s.eps;
-    p[i] = static_cast<T>(p[i] * decay - step_size * mi / denom);
-  }
+  // Every element updates on its own: the threads split the elements.
+  parallel_for(0, n, grain_for(16), [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      const double gi = g[i];
+      const double mi = s.beta1 * m[i] + (1 - s.beta1) * gi;
+      const double vi = s.beta2 * v[i] + (1 - s.beta2) * gi * gi;
+      m[i] = static_cast<T>(mi);
+      v[i] = static_cast<T>(vi);
+      const double denom = std::sqrt(vi) / root_bc2 + s.eps;
+      p[i] = static_cast<T>(p[i] * decay - step_size * mi / denom);
+    }
+  });
 }
 }  // namespace
 

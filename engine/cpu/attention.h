@@ -1,6 +1,8 @@
-// CPU reference for fused (non-causal) scaled-dot-product attention: plain loops with
-// double accumulators, the ground truth the CUDA kernels in kernels/attention.cu are
-// tested against. Every tensor is contiguous [B, H, S, Dh] (lse, delta: [B, H, S]).
+// CPU reference for fused (non-causal) scaled-dot-product attention, computed in double
+// one (batch, head) slice at a time: the slice's matrix products in double through the BLAS
+// (cpu::gemm), softmax and the elementwise steps in plain loops. It is the ground truth the
+// CUDA kernels in kernels/attention.cu are tested against. Every tensor is contiguous
+// [B, H, S, Dh] (lse, delta: [B, H, S]).
 #pragma once
 #include "engine/tensor.h"
 

@@ -21,10 +21,16 @@ void binary_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
   const T* pa = base<const T>(a);
   const T* pb = base<const T>(b);
   T* po = base<T>(out);
-  for_each_offset<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()},
-                     {a.offset(), b.offset(), out.offset()}, [&](const std::array<int64_t, 3>& o) {
-                       po[o[2]] = store<T>(kernels::binary_apply<op>(load(pa[o[0]]), load(pb[o[1]])));
-                     });
+  const auto layout = collapse_layout<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()});
+  parallel_segments(layout, {a.offset(), b.offset(), out.offset()}, 2,
+                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                      const T* x = pa + o[0];
+                      const T* y = pb + o[1];
+                      T* z = po + o[2];
+                      run_segment(n, s, [&](int64_t i, int64_t j, int64_t k) {
+                        z[k] = store<T>(kernels::binary_apply<op>(load(x[i]), load(y[j])));
+                      });
+                    });
 }
 
 template <BinaryOp op>
@@ -36,10 +42,15 @@ template <UnaryOp op, typename T>
 void unary_typed(const Tensor& x, const Tensor& out) {
   const T* px = base<const T>(x);
   T* po = base<T>(out);
-  for_each_offset<2>(out.shape(), {&x.strides(), &out.strides()}, {x.offset(), out.offset()},
-                     [&](const std::array<int64_t, 2>& o) {
-                       po[o[1]] = store<T>(kernels::unary_apply<op>(load(px[o[0]])));
-                     });
+  const auto layout = collapse_layout<2>(out.shape(), {&x.strides(), &out.strides()});
+  parallel_segments(layout, {x.offset(), out.offset()}, 1,
+                    [&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& s) {
+                      const T* u = px + o[0];
+                      T* z = po + o[1];
+                      run_segment(n, s, [&](int64_t i, int64_t k) {
+                        z[k] = store<T>(kernels::unary_apply<op>(load(u[i])));
+                      });
+                    });
 }
 
 template <UnaryOp op>
@@ -56,10 +67,16 @@ void compare_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
   const T* pa = base<const T>(a);
   const T* pb = base<const T>(b);
   uint8_t* po = base<uint8_t>(out);
-  for_each_offset<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()},
-                     {a.offset(), b.offset(), out.offset()}, [&](const std::array<int64_t, 3>& o) {
-                       po[o[2]] = kernels::compare_apply<op>(load(pa[o[0]]), load(pb[o[1]])) ? 1 : 0;
-                     });
+  const auto layout = collapse_layout<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()});
+  parallel_segments(layout, {a.offset(), b.offset(), out.offset()}, 2,
+                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                      const T* x = pa + o[0];
+                      const T* y = pb + o[1];
+                      uint8_t* z = po + o[2];
+                      run_segment(n, s, [&](int64_t i, int64_t j, int64_t k) {
+                        z[k] = kernels::compare_apply<op>(load(x[i]), load(y[j])) ? 1 : 0;
+                      });
+                    });
 }
 
 template <CompareOp op>
@@ -73,11 +90,18 @@ void where_typed(const Tensor& cond, const Tensor& a, const Tensor& b, const Ten
   const T* pa = base<const T>(a);
   const T* pb = base<const T>(b);
   T* po = base<T>(out);
-  for_each_offset<4>(out.shape(), {&cond.strides(), &a.strides(), &b.strides(), &out.strides()},
-                     {cond.offset(), a.offset(), b.offset(), out.offset()},
-                     [&](const std::array<int64_t, 4>& o) {
-                       po[o[3]] = pc[o[0]] != 0 ? pa[o[1]] : pb[o[2]];
-                     });
+  const auto layout = collapse_layout<4>(
+      out.shape(), {&cond.strides(), &a.strides(), &b.strides(), &out.strides()});
+  parallel_segments(layout, {cond.offset(), a.offset(), b.offset(), out.offset()}, 3,
+                    [&](const std::array<int64_t, 4>& o, int64_t n, const std::array<int64_t, 4>& s) {
+                      const uint8_t* c = pc + o[0];
+                      const T* x = pa + o[1];
+                      const T* y = pb + o[2];
+                      T* z = po + o[3];
+                      run_segment(n, s, [&](int64_t h, int64_t i, int64_t j, int64_t k) {
+                        z[k] = c[h] != 0 ? x[i] : y[j];
+                      });
+                    });
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 #include "engine/cpu/gelu.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "engine/cpu/acc.h"
+#include "engine/cpu/parallel.h"
 #include "kernels/gelu_math.h"
 
 namespace vimoe::cpu {
@@ -15,13 +17,15 @@ void forward_typed(const Tensor& x_t, const Tensor& bias_t, const Tensor& out_t,
   const T* x = x_t.data<T>();
   const T* bias = bias_t.defined() ? bias_t.data<T>() : nullptr;
   T* out = out_t.data<T>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const int64_t i = r * cols + c;
-      acc_t<T> v = load(x[i]);
-      if (bias) v += load(bias[c]);  // added in the compute type, as the fused kernel does
-      out[i] = store<T>(kernels::gelu_value(v));
-    }
+  parallel_for(0, rows, grain_for(16 * cols), [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t i = r * cols + c;
+        acc_t<T> v = load(x[i]);
+        if (bias) v += load(bias[c]);  // added in the compute type, as the fused kernel does
+        out[i] = store<T>(kernels::gelu_value(v));
+      }
+  });
 }
 
 template <typename T>
@@ -31,18 +35,31 @@ void backward_typed(const Tensor& dy_t, const Tensor& x_t, const Tensor& bias_t,
   const T* x = x_t.data<T>();
   const T* bias = bias_t.defined() ? bias_t.data<T>() : nullptr;
   T* dx = dx_t.data<T>();
-  std::vector<double> dbias(dbias_t.defined() ? cols : 0, 0.0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const int64_t i = r * cols + c;
-      acc_t<T> v = load(x[i]);
-      if (bias) v += load(bias[c]);
-      const acc_t<T> g = load(dy[i]) * kernels::gelu_derivative(v);
-      dx[i] = store<T>(g);
-      if (!dbias.empty()) dbias[c] += static_cast<double>(g);
-    }
-  if (dbias_t.defined())
-    for (int64_t c = 0; c < cols; ++c) dbias_t.data<T>()[c] = from_double<T>(dbias[c]);
+  T* dbias = dbias_t.defined() ? dbias_t.data<T>() : nullptr;
+  // Rows [r0, r1) x columns [c0, c1); dbias of those columns when `sum_columns` (then the
+  // range covers every row, so each column's sum runs over the rows in order on one thread).
+  auto block = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1, bool sum_columns) {
+    std::vector<double> acc(sum_columns ? c1 - c0 : 0, 0.0);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t i = r * cols + c;
+        acc_t<T> v = load(x[i]);
+        if (bias) v += load(bias[c]);
+        const acc_t<T> g = load(dy[i]) * kernels::gelu_derivative(v);
+        dx[i] = store<T>(g);
+        if (sum_columns) acc[c - c0] += static_cast<double>(g);
+      }
+    if (sum_columns)
+      for (int64_t c = c0; c < c1; ++c) dbias[c] = from_double<T>(acc[c - c0]);
+  };
+  if (dbias) {
+    // The bias gradient sums down columns: split the columns, not the rows.
+    parallel_for(0, cols, std::max<int64_t>(16, grain_for(16 * rows)),
+                 [&](int64_t c0, int64_t c1) { block(0, rows, c0, c1, true); });
+  } else {
+    parallel_for(0, rows, grain_for(16 * cols),
+                 [&](int64_t r0, int64_t r1) { block(r0, r1, 0, cols, false); });
+  }
 }
 
 }  // namespace

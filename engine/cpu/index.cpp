@@ -5,6 +5,8 @@
 #include <numeric>
 #include <type_traits>
 
+#include "engine/cpu/copy.h"
+
 namespace vimoe::cpu {
 
 namespace {
@@ -85,17 +87,11 @@ int64_t first_bad_index(const Tensor& index, int64_t bound) {
 }
 
 void concat(const std::vector<Tensor>& inputs, int64_t dim, const Tensor& out) {
-  VIMOE_DISPATCH(out.dtype(), "concat", {
-    scalar_t* po = base<scalar_t>(out);
-    int64_t start = 0;  // where the current input begins along dim
-    for (const Tensor& in : inputs) {
-      const scalar_t* pi = base<scalar_t>(in);
-      for_each_position(in.shape(), [&](int64_t, const std::vector<int64_t>& c) {
-        po[offset_at(out, c, dim, start + c[dim])] = pi[offset_at(in, c)];
-      });
-      start += in.size(dim);
-    }
-  });
+  int64_t start = 0;  // where the current input begins along dim
+  for (const Tensor& in : inputs) {
+    copy(in, out.narrow(dim, start, in.size(dim)));
+    start += in.size(dim);
+  }
 }
 
 void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {

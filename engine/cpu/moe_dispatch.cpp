@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "engine/cpu/parallel.h"
+
 namespace vimoe::cpu {
 
 void plan_dispatch(const Tensor& ids, int64_t experts, const Tensor& order, const Tensor& position,
@@ -42,16 +44,18 @@ void gather_rows(const Tensor& x, const Tensor& order, int64_t k, const Tensor& 
   VIMOE_DISPATCH_FLOATING(x.dtype(), "dispatch_rows", {
     const scalar_t* src = x.data<scalar_t>();
     scalar_t* dst = out.data<scalar_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      const scalar_t* row = src + (ord[i] / k) * width;
-      scalar_t* o = dst + i * width;
-      if (!scale.defined()) {
-        std::copy(row, row + width, o);
-        continue;
+    parallel_for(0, n, grain_for(width), [&](int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i) {
+        const scalar_t* row = src + (ord[i] / k) * width;
+        scalar_t* o = dst + i * width;
+        if (!scale.defined()) {
+          std::copy(row, row + width, o);
+          continue;
+        }
+        const double s = scalar_at(scale, ord[i]);
+        for (int64_t c = 0; c < width; ++c) o[c] = from_double<scalar_t>(s * to_double(row[c]));
       }
-      const double s = scalar_at(scale, ord[i]);
-      for (int64_t c = 0; c < width; ++c) o[c] = from_double<scalar_t>(s * to_double(row[c]));
-    }
+    });
   });
 }
 
@@ -59,19 +63,21 @@ void combine_rows(const Tensor& src, const Tensor& position, int64_t k, const Te
                   const Tensor& y) {
   const int64_t rows = y.size(0), width = y.numel() / std::max<int64_t>(rows, 1);
   const int32_t* pos = position.data<int32_t>();
-  std::vector<double> acc(width);
   VIMOE_DISPATCH_FLOATING(src.dtype(), "combine_rows", {
     const scalar_t* in = src.data<scalar_t>();
     scalar_t* out = y.data<scalar_t>();
-    for (int64_t r = 0; r < rows; ++r) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t j = 0; j < k; ++j) {
-        const double g = gates.defined() ? scalar_at(gates, r * k + j) : 1.0;
-        const scalar_t* row = in + pos[r * k + j] * width;
-        for (int64_t c = 0; c < width; ++c) acc[c] += g * to_double(row[c]);
+    parallel_for(0, rows, grain_for(2 * k * width), [&](int64_t first, int64_t last) {
+      std::vector<double> acc(width);
+      for (int64_t r = first; r < last; ++r) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < k; ++j) {
+          const double g = gates.defined() ? scalar_at(gates, r * k + j) : 1.0;
+          const scalar_t* row = in + pos[r * k + j] * width;
+          for (int64_t c = 0; c < width; ++c) acc[c] += g * to_double(row[c]);
+        }
+        for (int64_t c = 0; c < width; ++c) out[r * width + c] = from_double<scalar_t>(acc[c]);
       }
-      for (int64_t c = 0; c < width; ++c) out[r * width + c] = from_double<scalar_t>(acc[c]);
-    }
+    });
   });
 }
 
@@ -82,14 +88,16 @@ void gates_grad(const Tensor& dy, const Tensor& src, const Tensor& position, int
   VIMOE_DISPATCH_FLOATING(src.dtype(), "combine_rows backward", {
     const scalar_t* g = dy.data<scalar_t>();
     const scalar_t* in = src.data<scalar_t>();
-    for (int64_t s = 0; s < rows * k; ++s) {
-      const scalar_t* a = g + (s / k) * width;
-      const scalar_t* b = in + pos[s] * width;
-      double dot = 0;
-      for (int64_t c = 0; c < width; ++c) dot += to_double(a[c]) * to_double(b[c]);
-      if (dgates.dtype() == DType::F64) dgates.data<double>()[s] = dot;
-      else dgates.data<float>()[s] = static_cast<float>(dot);
-    }
+    parallel_for(0, rows * k, grain_for(2 * width), [&](int64_t first, int64_t last) {
+      for (int64_t s = first; s < last; ++s) {
+        const scalar_t* a = g + (s / k) * width;
+        const scalar_t* b = in + pos[s] * width;
+        double dot = 0;
+        for (int64_t c = 0; c < width; ++c) dot += to_double(a[c]) * to_double(b[c]);
+        if (dgates.dtype() == DType::F64) dgates.data<double>()[s] = dot;
+        else dgates.data<float>()[s] = static_cast<float>(dot);
+      }
+    });
   });
 }
 

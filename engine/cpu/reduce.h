@@ -1,5 +1,6 @@
 // CPU reference for row reductions over a contiguous [rows, cols] input, and max's backward.
-// Floating values accumulate in double, integer sums in i64; outputs are contiguous.
+// Floating values accumulate in double, integer sums in i64; outputs are contiguous. Rows
+// are spread over the CPU threads; each sum runs on one thread in index order.
 #pragma once
 #include "engine/tensor.h"
 #include "kernels/reduce_ops.h"
@@ -8,6 +9,10 @@ namespace vimoe::cpu {
 
 // out (`rows` elements) = sum or mean of each row of `in` ([rows, cols]).
 void reduce_rows(kernels::ReduceOp op, const Tensor& in, const Tensor& out, int64_t rows,
+                 int64_t cols);
+// out (`cols` elements) = sum or mean of each column of `in` ([rows, cols]): the same sums,
+// added in the same order, as reduce_rows of the transpose, without transposing first.
+void reduce_cols(kernels::ReduceOp op, const Tensor& in, const Tensor& out, int64_t rows,
                  int64_t cols);
 
 // The first maximal element of each row (NaN ranks highest, see kernels::max_beats): its

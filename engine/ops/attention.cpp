@@ -7,6 +7,7 @@
 #include "engine/cpu/attention.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/attention.h"
@@ -61,6 +62,7 @@ struct Forward {
 };
 
 Forward run_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double scale) {
+  VIMOE_PROFILE_SCOPE("attention");
   check_qkv(q_in, k_in, v_in, "attention");
   VIMOE_CHECK(std::isfinite(scale), "attention: scale must be finite, found ", scale);
   NoGradGuard no_grad;
@@ -110,6 +112,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) {
 AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& out, const Tensor& lse, const Tensor& dout,
                                   double scale) {
+  VIMOE_PROFILE_SCOPE("attention_backward");
   const char* op = "attention_backward";
   check_qkv(q, k, v, op);
   for (const auto& [name, t] : {std::pair<const char*, const Tensor&>{"out", out}, {"dout", dout}}) {

@@ -7,6 +7,7 @@
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/elementwise.h"
@@ -46,6 +47,7 @@ BinaryOperands prepare_binary(const Tensor& a_in, const Tensor& b_in, const char
 // Runs `op` into a fresh contiguous tensor. Nothing here is recorded: the public op
 // records one node for the whole computation.
 Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in, const char* name) {
+  VIMOE_PROFILE_SCOPE(name);
   const BinaryOperands p = prepare_binary(a_in, b_in, name, op == BinaryOp::Div);
   Tensor out = Tensor::empty(p.shape, TensorOptions(p.dtype, p.a.device()));
   if (out.device().is_cpu()) {
@@ -61,6 +63,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in, const
 }
 
 Tensor unary_forward(UnaryOp op, const Tensor& x_in, const char* name) {
+  VIMOE_PROFILE_SCOPE(name);
   ops::check_defined(x_in, name, "x");
   DType dt = x_in.dtype();
   if (kernels::unary_needs_floating(op) && is_integral(dt)) dt = DType::F32;
@@ -79,6 +82,7 @@ Tensor unary_forward(UnaryOp op, const Tensor& x_in, const char* name) {
 }
 
 Tensor compare_forward(CompareOp op, const Tensor& a_in, const Tensor& b_in, const char* name) {
+  VIMOE_PROFILE_SCOPE(name);
   const BinaryOperands p = prepare_binary(a_in, b_in, name);
   Tensor out = Tensor::empty(p.shape, TensorOptions(DType::U8, p.a.device()));
   if (out.device().is_cpu()) {
@@ -272,6 +276,7 @@ Tensor abs(const Tensor& x) {
 // ---- where ---------------------------------------------------------------------------
 
 Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
+  VIMOE_PROFILE_SCOPE("where");
   ops::check_defined(cond, "where", "cond");
   ops::check_defined(a_in, "where", "a");
   ops::check_defined(b_in, "where", "b");

@@ -6,6 +6,7 @@
 #include "engine/cpu/gelu.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/gelu.h"
@@ -42,6 +43,7 @@ Tensor gelu_forward(const Saved& s) {
 
 // dx always (dbias is summed from it); dbias when `need_bias`.
 std::pair<Tensor, Tensor> gelu_backward(const Saved& s, const Tensor& grad, bool need_bias) {
+  VIMOE_PROFILE_SCOPE("gelu_backward");
   // The gradient arrives in whatever layout and dtype the consumer produced.
   const Tensor dy = grad.to(s.x.device()).to(s.x.dtype()).contiguous();
   const TensorOptions opts(s.x.dtype(), s.x.device());
@@ -82,6 +84,7 @@ Saved prepare(const Tensor& x, const Tensor& bias) {
 }  // namespace
 
 Tensor gelu(const Tensor& x) {
+  VIMOE_PROFILE_SCOPE("gelu");
   ops::check_defined(x, "gelu", "x");
   ops::check_floating(x, "gelu", "x");
   const Saved s = prepare(x, Tensor());
@@ -97,6 +100,7 @@ Tensor gelu(const Tensor& x) {
 }
 
 Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
+  VIMOE_PROFILE_SCOPE("bias_gelu");
   constexpr const char* op = "bias_gelu";
   ops::check_defined(x, op, "x");
   ops::check_defined(bias, op, "bias");

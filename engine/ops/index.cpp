@@ -6,6 +6,7 @@
 #include "engine/cpu/index.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/index.h"
@@ -113,6 +114,7 @@ Tensor accumulation_buffer(const Tensor& x) {
 // ---- concatenation -------------------------------------------------------------------
 
 Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
+  VIMOE_PROFILE_SCOPE("concat");
   constexpr const char* op = "concat";
   VIMOE_CHECK(!tensors.empty(), op, ": expected at least one tensor");
   for (const Tensor& t : tensors) ops::check_defined(t, op, "tensors");
@@ -221,6 +223,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 // ---- 1-D index along one axis --------------------------------------------------------
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  VIMOE_PROFILE_SCOPE("index_select");
   constexpr const char* op = "index_select";
   ops::check_defined(x, op, "x");
   check_index_dtype(index, op);
@@ -257,6 +260,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  VIMOE_PROFILE_SCOPE("index_add");
   constexpr const char* op = "index_add";
   ops::check_defined(x, op, "x");
   ops::check_defined(src, op, "src");
@@ -305,6 +309,7 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
 // ---- element-wise index --------------------------------------------------------------
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  VIMOE_PROFILE_SCOPE("gather");
   constexpr const char* op = "gather";
   ops::check_defined(x, op, "x");
   check_index_dtype(index, op);
@@ -344,6 +349,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  VIMOE_PROFILE_SCOPE("scatter_add");
   constexpr const char* op = "scatter_add";
   ops::check_defined(x, op, "x");
   ops::check_defined(src, op, "src");
@@ -410,6 +416,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
 // ---- one_hot, topk -------------------------------------------------------------------
 
 Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype) {
+  VIMOE_PROFILE_SCOPE("one_hot");
   constexpr const char* op = "one_hot";
   check_index_dtype(index, op);
   VIMOE_CHECK(num_classes >= 1, op, ": num_classes must be positive, got ", num_classes);
@@ -434,6 +441,7 @@ Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype) {
 }
 
 TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
+  VIMOE_PROFILE_SCOPE("topk");
   constexpr const char* op = "topk";
   ops::check_defined(x, op, "x");
   VIMOE_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, found ", describe(x));

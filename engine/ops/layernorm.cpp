@@ -6,6 +6,7 @@
 #include "engine/cpu/layernorm.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/layernorm.h"
@@ -45,6 +46,7 @@ struct Saved {
 // dx, dweight, dbias (each only where `need_*`) from an arbitrary incoming gradient.
 std::vector<Tensor> layer_norm_backward(const Saved& s, const Tensor& grad, bool need_x,
                                         bool need_w, bool need_b) {
+  VIMOE_PROFILE_SCOPE("layer_norm_backward");
   // The gradient arrives in whatever layout and dtype the consumer produced.
   const Tensor dy = grad.to(s.x.device()).to(s.x.dtype()).contiguous();
   const TensorOptions opts(s.x.dtype(), s.x.device());
@@ -76,6 +78,7 @@ std::vector<Tensor> layer_norm_backward(const Saved& s, const Tensor& grad, bool
 }  // namespace
 
 Tensor layer_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, double eps) {
+  VIMOE_PROFILE_SCOPE(kOp);
   ops::check_defined(x_in, kOp, "x");
   ops::check_floating(x_in, kOp, "x");
   VIMOE_CHECK(x_in.dim() >= 1 && x_in.size(-1) >= 1, kOp,

@@ -11,6 +11,7 @@
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/gemm.h"
@@ -181,6 +182,7 @@ Shape with_matrix(Shape batch, int64_t rows, int64_t cols) {
 
 // a [..., m, k] @ b [..., k, n], both at least 2-D and already checked. Records nothing.
 Tensor matmul_forward(const Tensor& a_in, const Tensor& b_in) {
+  VIMOE_PROFILE_SCOPE("matmul");
   NoGradGuard no_grad;
   const int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
   const Shape batch = broadcast_shapes(Shape(a_in.shape().begin(), a_in.shape().end() - 2),
@@ -251,6 +253,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  VIMOE_PROFILE_SCOPE("linear");
   check_operands(x, weight, "linear", "x", "weight");
   VIMOE_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], found ",
               shape_str(weight.shape()));

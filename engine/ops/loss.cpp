@@ -4,6 +4,7 @@
 #include "engine/cpu/loss.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/loss.h"
@@ -23,6 +24,7 @@ DType stats_dtype(const Tensor& logits) {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing,
                      int64_t ignore_index) {
+  VIMOE_PROFILE_SCOPE("cross_entropy");
   const char* op = "cross_entropy";
   ops::check_defined(logits, op, "logits");
   ops::check_defined(target, op, "target");

@@ -6,6 +6,7 @@
 #include "engine/cpu/linalg.h"
 #include "engine/ops/common.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/gemm.h"
@@ -82,6 +83,7 @@ void* at(const Tensor& t, int64_t index) {
 }  // namespace
 
 DispatchPlan plan_dispatch(const Tensor& expert_ids, int64_t experts) {
+  VIMOE_PROFILE_SCOPE("plan_dispatch");
   ops::check_defined(expert_ids, "plan_dispatch", "expert_ids");
   VIMOE_CHECK(expert_ids.dim() == 2 && expert_ids.dtype() == DType::I32,
               "plan_dispatch: expert_ids must be [rows, k] i32, found ", describe(expert_ids));
@@ -117,6 +119,7 @@ DispatchPlan plan_dispatch(const Tensor& expert_ids, int64_t experts) {
 }
 
 Tensor dispatch_rows(const Tensor& x, const DispatchPlan& plan) {
+  VIMOE_PROFILE_SCOPE("dispatch_rows");
   ops::check_defined(x, "dispatch_rows", "x");
   check_plan_rows(x, plan.rows, "dispatch_rows", "x");
   VIMOE_CHECK(x.device() == plan.order.device(), "dispatch_rows: x is on ", x.device().str(),
@@ -134,6 +137,7 @@ Tensor dispatch_rows(const Tensor& x, const DispatchPlan& plan) {
 
 Tensor grouped_linear(const Tensor& buf_in, const Tensor& weight_in, const Tensor& bias_in,
                       const DispatchPlan& plan) {
+  VIMOE_PROFILE_SCOPE("grouped_linear");
   ops::check_defined(buf_in, "grouped_linear", "buf");
   ops::check_defined(weight_in, "grouped_linear", "weight");
   ops::check_floating(buf_in, "grouped_linear", "buf");
@@ -194,6 +198,7 @@ Tensor grouped_linear(const Tensor& buf_in, const Tensor& weight_in, const Tenso
 }
 
 Tensor combine_rows(const Tensor& expert_out, const Tensor& gates, const DispatchPlan& plan) {
+  VIMOE_PROFILE_SCOPE("combine_rows");
   ops::check_defined(expert_out, "combine_rows", "expert_out");
   ops::check_defined(gates, "combine_rows", "gates");
   ops::check_floating(expert_out, "combine_rows", "expert_out");

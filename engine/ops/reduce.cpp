@@ -7,6 +7,7 @@
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
 #include "engine/ops/elementwise.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/reduce.h"
@@ -17,16 +18,21 @@ namespace vimoe {
 namespace {
 
 // A reduction laid out for a row kernel: the input permuted so kept axes come first and
-// reduced axes last, made contiguous, and viewed as [rows, cols].
+// reduced axes last, made contiguous, and viewed as [rows, cols]. On the CPU a contiguous
+// input whose reduced axes all come before its kept ones (a bias gradient: [N, D] -> [D])
+// is instead reduced by columns where it lies, as [cols, rows], rather than transposed first.
 struct RowPlan {
-  Tensor rows2d;            // contiguous [rows, cols]
+  Tensor rows2d;            // contiguous [rows, cols], or [cols, rows] when by_columns
+  bool by_columns = false;
   int64_t rows = 1, cols = 1;
   Shape out_shape;          // with or without the reduced axes, per keepdim
   Shape keep_shape;         // the input shape with reduced axes set to 1 (for backward)
   std::vector<bool> reduced;  // per input axis
 };
 
-RowPlan plan_rows(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, const char* op) {
+// `columns_ok`: the caller can run a by-columns plan (sum and mean can).
+RowPlan plan_rows(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, const char* op,
+                  bool columns_ok = false) {
   RowPlan p;
   const int64_t nd = x.dim();
   // A 0-dim tensor reduces like a one-element vector whose axis is never shown: dims may
@@ -56,13 +62,28 @@ RowPlan plan_rows(const Tensor& x, const std::vector<int64_t>& dims, bool keepdi
     p.keep_shape.push_back(p.reduced[d] ? 1 : x.size(d));
   }
   NoGradGuard no_grad;
+  // Size-1 axes do not move memory, so only the others decide whether reduced axes lead.
+  bool reduced_lead = true, kept_seen = false;
+  for (int64_t d = 0; d < nd; ++d) {
+    if (x.size(d) == 1) continue;
+    if (!p.reduced[d]) kept_seen = true;
+    else if (kept_seen) reduced_lead = false;
+  }
+  if (columns_ok && x.device().is_cpu() && x.is_contiguous() && reduced_lead && kept_seen &&
+      p.cols > 1) {
+    p.by_columns = true;
+    p.rows2d = x.detach().view({p.cols, p.rows});
+    return p;
+  }
   p.rows2d = x.detach().permute(order).contiguous().view({p.rows, p.cols});
   return p;
 }
 
 Tensor run_rows(kernels::ReduceOp op, const RowPlan& p, DType out_dtype) {
   Tensor out = Tensor::empty({p.rows}, TensorOptions(out_dtype, p.rows2d.device()));
-  if (out.device().is_cpu()) {
+  if (p.by_columns) {
+    cpu::reduce_cols(op, p.rows2d, out, p.cols, p.rows);
+  } else if (out.device().is_cpu()) {
     cpu::reduce_rows(op, p.rows2d, out, p.rows, p.cols);
   } else {
 #ifdef VIMOE_WITH_CUDA
@@ -100,8 +121,9 @@ void max_forward(const Tensor& x, int64_t dim, const char* op, const RowPlan& p,
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("sum");
   ops::check_defined(x, "sum", "x");
-  const RowPlan p = plan_rows(x, dims, keepdim, "sum");
+  const RowPlan p = plan_rows(x, dims, keepdim, "sum", true);
   const DType out_dtype = is_floating(x.dtype()) ? x.dtype() : DType::I64;
   Tensor out = run_rows(kernels::ReduceOp::Sum, p, out_dtype);
   // Backward: broadcast the gradient back over the reduced axes.
@@ -112,9 +134,10 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("mean");
   ops::check_defined(x, "mean", "x");
   ops::check_floating(x, "mean", "x");
-  const RowPlan p = plan_rows(x, dims, keepdim, "mean");
+  const RowPlan p = plan_rows(x, dims, keepdim, "mean", true);
   Tensor out = run_rows(kernels::ReduceOp::Mean, p, x.dtype());
   autograd::record("mean", out, {x}, [keep = p.keep_shape, in_shape = x.shape(), n = p.cols,
                                       dt = x.dtype()](const Tensor& g) {
@@ -125,6 +148,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("max");
   ops::check_defined(x, "max", "x");
   const RowPlan p = plan_rows(x, {dim}, keepdim, "max");
   const bool grad = autograd::needs_grad({x});
@@ -157,6 +181,7 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  VIMOE_PROFILE_SCOPE("argmax");
   ops::check_defined(x, "argmax", "x");
   const RowPlan p = plan_rows(x, {dim}, keepdim, "argmax");
   Tensor index;
@@ -165,6 +190,7 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, int64_t correction) {
+  VIMOE_PROFILE_SCOPE("var");
   ops::check_defined(x, "var", "x");
   ops::check_floating(x, "var", "x");
   const RowPlan p = plan_rows(x, dims, keepdim, "var");

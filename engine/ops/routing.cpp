@@ -6,6 +6,7 @@
 #include "engine/ops/common.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/routing.h"
@@ -14,6 +15,7 @@
 namespace vimoe {
 
 Routing route_topk(const Tensor& logits_in, int64_t k, bool renormalize, double alpha) {
+  VIMOE_PROFILE_SCOPE("route_topk");
   ops::check_defined(logits_in, "route_topk", "logits");
   ops::check_floating(logits_in, "route_topk", "logits");
   VIMOE_CHECK(logits_in.dim() == 2, "route_topk: logits must be [rows, experts], found ",

@@ -4,6 +4,7 @@
 #include "engine/cpu/softmax.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/softmax.h"
@@ -31,6 +32,7 @@ AxisPlan plan_axis(const Tensor& x, int64_t dim, const char* op) {
 }
 
 Tensor forward(const Tensor& x_in, int64_t dim, bool log, const char* op) {
+  VIMOE_PROFILE_SCOPE(op);
   ops::check_defined(x_in, op, "x");
   ops::check_floating(x_in, op, "x");
   const AxisPlan p = plan_axis(x_in, dim, op);
@@ -56,6 +58,7 @@ Tensor forward(const Tensor& x_in, int64_t dim, bool log, const char* op) {
 }
 
 Tensor backward(const Tensor& dy_in, const Tensor& y_in, int64_t dim, bool log, const char* op) {
+  VIMOE_PROFILE_SCOPE(op);
   ops::check_defined(dy_in, op, "dy");
   ops::check_defined(y_in, op, "y");
   ops::check_floating(y_in, op, "y");
