@@ -23,6 +23,7 @@
 #include "engine/ops/random.h"
 #include "engine/ops/reduce.h"
 #include "engine/ops/softmax.h"
+#include "engine/profiler.h"
 #include "models/dinov2.h"
 
 namespace vimoe::app {
@@ -412,6 +413,9 @@ int Trainer::run() {
     }
   }
   save_checkpoint(last);
+  if (profiler::enabled())
+    std::fprintf(stderr, "\nper-step op profile (VIMOE_PROFILE):\n%s",
+                 profiler::report(static_cast<double>(step_)).c_str());
   const std::string final_path = (fs::path(cfg_.out) / "final.safetensors").string();
   save_checkpoint(final_path);
   if (!cfg_.final_eval) {
