@@ -8,6 +8,13 @@ models::ViTConfig RunConfig::vit_config(int64_t num_classes, int64_t in_channels
   models::ViTConfig v = models::preset(model);
   if (patch_size > 0) v.patch_size = patch_size;
   if (image_size > 0) v.image_size = image_size;
+  if (width > 0) v.width = width;
+  if (depth > 0) v.depth = depth;
+  if (heads > 0) v.heads = heads;
+  if (mlp_ratio > 0) v.mlp_hidden = static_cast<int64_t>(mlp_ratio * static_cast<double>(v.width));
+  else if (width > 0) v.mlp_hidden = v.width * 4;
+  if (registers >= 0) v.registers = registers;
+  VIMOE_CHECK(v.width % v.heads == 0, "width ", v.width, " is not a multiple of ", v.heads, " heads");
   VIMOE_CHECK(v.image_size % v.patch_size == 0, "image size ", v.image_size,
               " is not a multiple of the patch size ", v.patch_size);
   v.pos_grid = v.image_size / v.patch_size;
@@ -44,6 +51,11 @@ void add_options(CLI::App& app, RunConfig& c) {
   g->add_option("--model", c.model, "preset: vit_tiny, vit_s14, vit_b14, vit_l14")->capture_default_str();
   g->add_option("--image-size", c.image_size, "input side (0: the preset's)");
   g->add_option("--patch-size", c.patch_size, "patch side (0: the preset's)");
+  g->add_option("--width", c.width, "embedding width (0: the preset's)");
+  g->add_option("--depth", c.depth, "blocks (0: the preset's)");
+  g->add_option("--heads", c.heads, "attention heads (0: the preset's)");
+  g->add_option("--mlp-ratio", c.mlp_ratio, "FFN hidden size / width (0: the preset's)");
+  g->add_option("--registers", c.registers, "register tokens (-1: the preset's)");
   g->add_option("--init", c.init, "scratch, or a DINOv2 .safetensors file")->capture_default_str();
   g->add_option("--experts", c.experts, "experts per MoE layer (0: dense)")->capture_default_str();
   g->add_option("--moe-last", c.moe_last, "MoE in the last L blocks");
@@ -86,7 +98,7 @@ void add_options(CLI::App& app, RunConfig& c) {
 }
 
 #define VIMOE_RUN_FIELDS(X)                                                                      \
-  X(model) X(image_size) X(patch_size) X(init) X(experts) X(moe_last) X(moe_blocks)              \
+  X(model) X(image_size) X(patch_size) X(width) X(depth) X(heads) X(mlp_ratio) X(registers) X(init) X(experts) X(moe_last) X(moe_blocks)              \
   X(moe_every_second) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
   X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \

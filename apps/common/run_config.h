@@ -17,6 +17,9 @@ struct RunConfig {
   std::string model = "vit_tiny";      // preset (models::preset)
   int64_t image_size = 0;              // 0: the preset's
   int64_t patch_size = 0;              // 0: the preset's
+  int64_t width = 0, depth = 0, heads = 0;  // 0: the preset's
+  double mlp_ratio = 0;                // hidden = ratio * width (0: the preset's)
+  int64_t registers = -1;              // register tokens (-1: the preset's)
   std::string init = "scratch";        // "scratch" or a DINOv2 .safetensors path
   int64_t experts = 0;                 // 0: dense
   int64_t moe_last = 0;                // MoE in the last L blocks...

@@ -365,7 +365,13 @@ int Trainer::run() {
   double loss_ema = 0, aux_ema = 0;
   int64_t logged_images = 0;
   auto window_start = Clock::now();
-  int64_t epoch_seen = train_loader_->position().epoch;
+  // Epochs fully consumed: the loader sits at the end of epoch e (batch == batches_per_epoch)
+  // or somewhere in epoch e; a validation runs each time this count grows.
+  auto completed_epochs = [this] {
+    const data::LoaderPosition p = train_loader_->position();
+    return p.epoch + (p.batch == train_loader_->batches_per_epoch() ? 1 : 0);
+  };
+  int64_t epochs_done = completed_epochs();
   while (step_ < total_steps_) {
     double loss = 0, aux = 0;
     for (int64_t micro = 0; micro < cfg_.accum_steps; ++micro) {
@@ -383,8 +389,7 @@ int Trainer::run() {
     ++step_;
     loss_ema = step_ == 1 ? loss : 0.95 * loss_ema + 0.05 * loss;
     aux_ema = step_ == 1 ? aux : 0.95 * aux_ema + 0.05 * aux;
-    const bool epoch_end = train_loader_->position().epoch != epoch_seen ||
-                           train_loader_->position().batch == train_loader_->batches_per_epoch();
+    const bool epoch_end = completed_epochs() > epochs_done;
     if (step_ % cfg_.log_every == 0 || step_ == total_steps_) {
       const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
       const double ips = secs > 0 ? static_cast<double>(logged_images) / secs : 0;
@@ -401,11 +406,11 @@ int Trainer::run() {
       return 130;
     }
     if (epoch_end && step_ < total_steps_) {
-      epoch_seen = train_loader_->position().epoch;
+      epochs_done = completed_epochs();
       const EvalResult r = evaluate(*model_, *val_loader_, device_, false);
       std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%\n",
                    ::isatty(::fileno(stderr)) ? "\n" : "", r.loss, 100 * r.top1, 100 * r.top5);
-      log_metrics({{"step", step_}, {"epoch", epoch_seen}, {"val_loss", r.loss}, {"val_top1", r.top1},
+      log_metrics({{"step", step_}, {"epoch", epochs_done}, {"val_loss", r.loss}, {"val_top1", r.top1},
                    {"val_top5", r.top5}});
       save_checkpoint(last);
       window_start = Clock::now();
