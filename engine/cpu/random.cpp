@@ -59,7 +59,7 @@ void dropout_apply(const Tensor& x, const Tensor& out, int64_t group, uint64_t s
     parallel_for(0, layout.numel, grain_for(8), [&](int64_t first, int64_t last) {
       int64_t i = first;
       for_each_segment(layout, {x.offset(), out.offset()}, first, last,
-                       [&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& st) {
+                       [&](const Offsets<2>& o, int64_t n, const Offsets<2>& st) {
                          for (int64_t e = 0; e < n; ++e, ++i) {
                            const uint64_t counter = static_cast<uint64_t>(i / group);
                            // A dropped element is an exact zero, even where x is inf or NaN.
