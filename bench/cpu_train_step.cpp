@@ -12,9 +12,9 @@
 //                  [--profile-clock wall|cpu]
 //
 // --profile-clock cpu profiles the main thread's CPU time instead of wall time: steadier on a
-// shared machine, and exact for single-threaded runs (--threads 1, OPENBLAS_NUM_THREADS=1).
-// --threads sets the engine's CPU worker threads (as VIMOE_CPU_THREADS does); OpenBLAS
-// keeps its own setting (OPENBLAS_NUM_THREADS).
+// shared machine, and exact for single-threaded runs (--threads 1).
+// --threads sets the engine's CPU threads (as VIMOE_CPU_THREADS does); they run the GEMMs
+// too, the BLAS itself being kept single-threaded (OPENBLAS_NUM_THREADS has no effect).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

@@ -1,17 +1,18 @@
-// A lightweight op profiler: wall time and call counts per named scope.
+// A lightweight op profiler: time and call counts per named scope.
 //
 // Off by default; on when the environment variable VIMOE_PROFILE is set (to anything but
 // "0") at start-up, or after profiler::set_enabled(true). A disabled scope costs one load
-// and one branch. Scopes measure wall time, or with VIMOE_PROFILE=cpu (or
-// set_clock(ProfileClock::ThreadCpu)) the CPU time of the thread that opened them: on a
-// machine shared with other work the latter does not swing with the load, but it misses
-// what other threads (the pool's workers, the BLAS's) do for the scope. Scopes nest: each keeps its total (inclusive) time and its self time
-// (total less the scopes opened inside it), so the self times of all scopes add up to the
-// profiled wall time without counting anything twice.
+// and one branch.
 //
-// Op front-ends open a scope named after the op ("linear"); the autograd engine opens one
-// per backward node ("backward:linear"). Only wall time is measured: on the GPU an op's
-// scope covers the launch, not the kernel.
+// Scopes nest: each keeps its total (inclusive) time and its self time (total less the
+// scopes opened inside it), so the self times of all scopes add up to the profiled time
+// without counting anything twice. Op front-ends open a scope named after the op ("linear");
+// the autograd engine opens one per backward node ("backward:linear").
+//
+// Scopes measure wall time, or with VIMOE_PROFILE=cpu (or set_clock(ProfileClock::ThreadCpu))
+// the CPU time of the thread that opened them: on a machine shared with other work the latter
+// does not swing with the load, but it misses what other threads (the pool's workers) do for
+// the scope. On the GPU an op's scope covers the launch, not the kernel.
 #pragma once
 #include <cstdint>
 #include <string>

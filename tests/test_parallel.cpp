@@ -174,8 +174,12 @@ std::vector<Tensor> representative_ops() {
   keep(sum(perm, {1}));
   keep(var(y, {2}));
   keep(max(y, 1));
+  // Products big enough to be cut into blocks of C: a linear layer, a batched matmul.
+  Tensor wmat = uniform({96, 72}, 9).set_requires_grad(true);
+  Tensor lin = keep(linear(y, wmat, uniform({96}, 10)));
+  keep(matmul(lin.transpose(1, 2), uniform({16, 50, 40}, 11)));
   // LayerNorm, GELU, softmax, attention.
-  Tensor ln = keep(layer_norm(y, w, b, 1e-5));
+  Tensor ln = keep(layer_norm(y + sum(lin, {-1}, true), w, b, 1e-5));
   Tensor g = keep(bias_gelu(ln, bias));
   keep(gelu(ln));
   keep(log_softmax(g, -1));
@@ -190,7 +194,7 @@ std::vector<Tensor> representative_ops() {
   Tensor moe = keep(combine_rows(gelu(buf), gates, plan));
   Tensor loss = keep(sum(moe * moe) + sum(g));
   loss.backward();
-  for (const Tensor& t : {x, w, b, bias, gates}) keep(t.grad());
+  for (const Tensor& t : {x, w, b, bias, gates, wmat}) keep(t.grad());
   // AdamW on the gradients.
   Tensor p = x.detach().clone().set_requires_grad(true);
   p.set_grad(x.grad().clone());

@@ -28,8 +28,7 @@ void copy(const Tensor& src, const Tensor& dst) {
       const src_t* s = reinterpret_cast<const src_t*>(sbase);
       scalar_t* d = reinterpret_cast<scalar_t*>(dbase);
       parallel_segments(layout, {src.offset(), dst.offset()}, 1,
-                        [&](const std::array<int64_t, 2>& o, int64_t n,
-                            const std::array<int64_t, 2>& st) {
+                        [&](const Offsets<2>& o, int64_t n, const Offsets<2>& st) {
                           const src_t* from = s + o[0];
                           scalar_t* to = d + o[1];
                           run_segment(n, st, [&](int64_t i, int64_t k) {
@@ -48,7 +47,7 @@ void fill(const Tensor& dst, double value) {
     scalar_t* d = reinterpret_cast<scalar_t*>(base);
     const scalar_t v = from_double<scalar_t>(value);
     parallel_segments(layout, {dst.offset()}, 0,
-                      [&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
+                      [&](const Offsets<1>& o, int64_t n, const Offsets<1>& st) {
                         scalar_t* to = d + o[0];
                         run_segment(n, st, [&](int64_t k) { to[k] = v; });
                       });

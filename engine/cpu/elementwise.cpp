@@ -23,7 +23,7 @@ void binary_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
   T* po = base<T>(out);
   const auto layout = collapse_layout<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()});
   parallel_segments(layout, {a.offset(), b.offset(), out.offset()}, 2,
-                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                    [&](const Offsets<3>& o, int64_t n, const Offsets<3>& s) {
                       const T* x = pa + o[0];
                       const T* y = pb + o[1];
                       T* z = po + o[2];
@@ -44,7 +44,7 @@ void unary_typed(const Tensor& x, const Tensor& out) {
   T* po = base<T>(out);
   const auto layout = collapse_layout<2>(out.shape(), {&x.strides(), &out.strides()});
   parallel_segments(layout, {x.offset(), out.offset()}, 1,
-                    [&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& s) {
+                    [&](const Offsets<2>& o, int64_t n, const Offsets<2>& s) {
                       const T* u = px + o[0];
                       T* z = po + o[1];
                       run_segment(n, s, [&](int64_t i, int64_t k) {
@@ -69,7 +69,7 @@ void compare_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
   uint8_t* po = base<uint8_t>(out);
   const auto layout = collapse_layout<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()});
   parallel_segments(layout, {a.offset(), b.offset(), out.offset()}, 2,
-                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                    [&](const Offsets<3>& o, int64_t n, const Offsets<3>& s) {
                       const T* x = pa + o[0];
                       const T* y = pb + o[1];
                       uint8_t* z = po + o[2];
@@ -93,7 +93,7 @@ void where_typed(const Tensor& cond, const Tensor& a, const Tensor& b, const Ten
   const auto layout = collapse_layout<4>(
       out.shape(), {&cond.strides(), &a.strides(), &b.strides(), &out.strides()});
   parallel_segments(layout, {cond.offset(), a.offset(), b.offset(), out.offset()}, 3,
-                    [&](const std::array<int64_t, 4>& o, int64_t n, const std::array<int64_t, 4>& s) {
+                    [&](const Offsets<4>& o, int64_t n, const Offsets<4>& s) {
                       const uint8_t* c = pc + o[0];
                       const T* x = pa + o[1];
                       const T* y = pb + o[2];

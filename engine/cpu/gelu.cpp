@@ -1,6 +1,7 @@
 #include "engine/cpu/gelu.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "engine/cpu/acc.h"
@@ -52,14 +53,26 @@ void backward_typed(const Tensor& dy_t, const Tensor& x_t, const Tensor& bias_t,
     if (sum_columns)
       for (int64_t c = c0; c < c1; ++c) dbias[c] = from_double<T>(acc[c - c0]);
   };
-  if (dbias) {
-    // The bias gradient sums down columns: split the columns, not the rows.
-    parallel_for(0, cols, std::max<int64_t>(16, grain_for(16 * rows)),
-                 [&](int64_t c0, int64_t c1) { block(0, rows, c0, c1, true); });
-  } else {
-    parallel_for(0, rows, grain_for(16 * cols),
-                 [&](int64_t r0, int64_t r1) { block(r0, r1, 0, cols, false); });
+  // dbias sums down the columns, so those are what the threads split for it; each column
+  // still adds its rows in order.
+  if constexpr (!std::is_same_v<T, acc_t<T>>) {
+    if (dbias) {
+      // Half types: dx is rounded, so dbias must sum g as it is computed.
+      parallel_for(0, cols, std::max<int64_t>(16, grain_for(16 * rows)),
+                   [&](int64_t c0, int64_t c1) { block(0, rows, c0, c1, true); });
+      return;
+    }
   }
+  parallel_for(0, rows, grain_for(16 * cols),
+               [&](int64_t r0, int64_t r1) { block(r0, r1, 0, cols, false); });
+  if (!dbias) return;
+  // f32 / f64: dx holds g exactly, so dbias can sum it afterwards, row after row.
+  parallel_for(0, cols, std::max<int64_t>(16, grain_for(rows)), [&](int64_t c0, int64_t c1) {
+    std::vector<double> acc(c1 - c0, 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += to_double(dx[r * cols + c]);
+    for (int64_t c = c0; c < c1; ++c) dbias[c] = from_double<T>(acc[c - c0]);
+  });
 }
 
 }  // namespace

@@ -1,4 +1,7 @@
-// CPU reference for matrix products: OpenBLAS sgemm / dgemm, one call per batch entry.
+// CPU reference for matrix products: OpenBLAS sgemm / dgemm, one call per batch entry, or for
+// a large product one call per block of C, the blocks spread over the engine's CPU threads
+// (the BLAS itself is kept single-threaded; see linalg.cpp). The blocks depend only on the
+// shape, so results do not depend on the number of threads.
 // bf16 / f16 operands are widened to f32, multiplied with f32 accumulation and rounded back
 // once, which is what the CUDA path (cuBLAS with an f32 compute type) does too.
 #pragma once

@@ -23,6 +23,9 @@
 
 namespace vimoe::cpu {
 
+// One element offset (or stride) per operand.
+template <size_t N> using Offsets = std::array<int64_t, N>;
+
 template <size_t N, typename F>
 void for_each_offset(const Shape& shape, const std::array<const Shape*, N>& strides,
                      std::array<int64_t, N> offsets, F&& f) {
@@ -126,7 +129,8 @@ template <size_t N, typename F>
 void parallel_segments(const CollapsedLayout<N>& l, const std::array<int64_t, N>& base,
                        size_t written, F&& f) {
   bool overlapping = false;
-  for (size_t d = 0; d < l.sizes.size(); ++d) overlapping |= l.strides[written][d] == 0 && l.sizes[d] > 1;
+  for (size_t d = 0; d < l.sizes.size(); ++d)
+    overlapping |= l.strides[written][d] == 0 && l.sizes[d] > 1;
   if (overlapping) {
     for_each_segment(l, base, 0, l.numel, f);
     return;

@@ -12,8 +12,9 @@
 // where the chunk boundaries fall.
 //
 // The pool has num_threads() - 1 workers: hardware_concurrency by default, or
-// VIMOE_CPU_THREADS when set (read once, on first use). OpenBLAS keeps its own threads
-// (OPENBLAS_NUM_THREADS): our loops run between GEMMs, not during them.
+// VIMOE_CPU_THREADS when set (read once, on first use). It is the CPU backend's only source
+// of parallelism: the GEMMs run on it too (cpu::gemm keeps OpenBLAS single-threaded), so two
+// pools never compete for the cores.
 #pragma once
 #include <cstdint>
 #include <functional>

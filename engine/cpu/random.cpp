@@ -53,15 +53,23 @@ void dropout_apply(const Tensor& x, const Tensor& out, int64_t group, uint64_t s
     const scalar_t* px = static_cast<const scalar_t*>(x.storage()->data());
     scalar_t* po = static_cast<scalar_t*>(out.storage()->data());
     const acc_t<scalar_t> s = static_cast<acc_t<scalar_t>>(scale);
-    int64_t i = 0;
-    for_each_offset<2>(x.shape(), {&x.strides(), &out.strides()}, {x.offset(), out.offset()},
-                       [&](const std::array<int64_t, 2>& o) {
-                         const uint64_t counter = static_cast<uint64_t>(i++ / group);
-                         // A dropped element is an exact zero, even where x is inf or NaN.
-                         po[o[1]] = kernels::dropout_keep(seed, counter, threshold)
-                                        ? store<scalar_t>(load(px[o[0]]) * s)
-                                        : store<scalar_t>(acc_t<scalar_t>(0));
+    const auto layout = collapse_layout<2>(x.shape(), {&x.strides(), &out.strides()});
+    // Element i of the row-major order draws with counter i / group wherever it runs, so
+    // the elements split over the threads like any elementwise op.
+    parallel_for(0, layout.numel, grain_for(8), [&](int64_t first, int64_t last) {
+      int64_t i = first;
+      for_each_segment(layout, {x.offset(), out.offset()}, first, last,
+                       [&](const Offsets<2>& o, int64_t n, const Offsets<2>& st) {
+                         for (int64_t e = 0; e < n; ++e, ++i) {
+                           const uint64_t counter = static_cast<uint64_t>(i / group);
+                           // A dropped element is an exact zero, even where x is inf or NaN.
+                           po[o[1] + e * st[1]] =
+                               kernels::dropout_keep(seed, counter, threshold)
+                                   ? store<scalar_t>(load(px[o[0] + e * st[0]]) * s)
+                                   : store<scalar_t>(acc_t<scalar_t>(0));
+                         }
                        });
+    });
   });
 }
 

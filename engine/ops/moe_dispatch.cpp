@@ -179,12 +179,19 @@ Tensor grouped_linear(const Tensor& buf_in, const Tensor& weight_in, const Tenso
                    [plan, buf, weight, has_bias = bias.defined(), tokens, in_f, out_f](const Tensor& g_in) {
     const Tensor g = g_in.to(buf.dtype()).contiguous();
     const TensorOptions opts(buf.dtype(), buf.device());
-    Tensor d_buf = Tensor::zeros(buf.shape(), opts);
-    Tensor d_w = Tensor::zeros(weight.shape(), opts);
-    Tensor d_b = has_bias ? Tensor::zeros({plan.experts, out_f}, opts) : Tensor();
+    // Every buffer row belongs to one expert's segment, whose GEMM writes it, so d_buf needs
+    // no zeros (unless out_f == 0 leaves the GEMMs nothing to do); the weight and bias
+    // gradients of experts that got no rows are zeroed below.
+    Tensor d_buf = out_f > 0 ? Tensor::empty(buf.shape(), opts) : Tensor::zeros(buf.shape(), opts);
+    Tensor d_w = Tensor::empty(weight.shape(), opts);
+    Tensor d_b = has_bias ? Tensor::empty({plan.experts, out_f}, opts) : Tensor();
     for (int64_t e = 0; e < plan.experts; ++e) {
       const int64_t first = plan.offsets[e] * tokens, count = (plan.offsets[e + 1] - plan.offsets[e]) * tokens;
-      if (count == 0) continue;
+      if (count == 0) {
+        d_w.select(0, e).zero_();
+        if (has_bias) d_b.select(0, e).zero_();
+        continue;
+      }
       // d buf_e = g_e @ W_e;  d W_e = g_e^T @ buf_e;  d b_e = column sums of g_e.
       gemm(buf.device(), buf.dtype(), false, false, count, in_f, out_f, at(g, first * out_f), out_f,
            at(weight, e * out_f * in_f), in_f, false, at(d_buf, first * in_f), in_f);

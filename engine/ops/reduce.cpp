@@ -126,9 +126,10 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   const RowPlan p = plan_rows(x, dims, keepdim, "sum", true);
   const DType out_dtype = is_floating(x.dtype()) ? x.dtype() : DType::I64;
   Tensor out = run_rows(kernels::ReduceOp::Sum, p, out_dtype);
-  // Backward: broadcast the gradient back over the reduced axes.
+  // Backward: broadcast the gradient back over the reduced axes. The expanded view is the
+  // gradient: consumers read stride-0 operands directly, or copy when they need a layout.
   autograd::record("sum", out, {x}, [keep = p.keep_shape, in_shape = x.shape()](const Tensor& g) {
-    return std::vector<Tensor>{g.reshape(keep).expand(in_shape).contiguous()};
+    return std::vector<Tensor>{g.reshape(keep).expand(in_shape)};
   });
   return out;
 }
@@ -142,7 +143,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   autograd::record("mean", out, {x}, [keep = p.keep_shape, in_shape = x.shape(), n = p.cols,
                                       dt = x.dtype()](const Tensor& g) {
     const Tensor scaled = (g.to(compute_dtype(dt)).reshape(keep) / static_cast<double>(n)).to(dt);
-    return std::vector<Tensor>{scaled.expand(in_shape).contiguous()};
+    return std::vector<Tensor>{scaled.expand(in_shape)};
   });
   return out;
 }
