@@ -102,10 +102,10 @@ TEST(AdamW, RejectsBadParametersAndState) {
 TEST(ClipGradNorm, ScalesToTheMaximumNorm) {
   Tensor a = param({3.0}), b = param({4.0});
   sum(a * a * 0.5 + b * b * 0.5).backward();  // grads 3 and 4: norm 5
-  EXPECT_NEAR(optim::clip_grad_norm({a, b}, 1.0), 5.0, 1e-12);
+  EXPECT_NEAR(optim::clip_grad_norm({a, b}, 1.0).item<double>(), 5.0, 1e-12);
   EXPECT_NEAR(a.grad().item<double>(), 0.6, 1e-6);
   EXPECT_NEAR(b.grad().item<double>(), 0.8, 1e-6);
-  EXPECT_NEAR(optim::clip_grad_norm({a, b}, 10.0), 1.0, 1e-5);  // below the limit: unchanged
+  EXPECT_NEAR(optim::clip_grad_norm({a, b}, 10.0).item<double>(), 1.0, 1e-5);  // below the limit: unchanged
   EXPECT_NEAR(a.grad().item<double>(), 0.6, 1e-6);
 }
 

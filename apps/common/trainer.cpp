@@ -312,7 +312,7 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
 }
 
-double Trainer::train_step(const data::Batch& batch, double* aux_out) {
+Tensor Trainer::train_step(const data::Batch& batch, Tensor* aux_out) {
   const auto out = model_->forward(batch.images.to(device_));
   const Tensor logits = out.logits.to(DType::F32);
   Tensor task;
@@ -324,8 +324,8 @@ double Trainer::train_step(const data::Batch& batch, double* aux_out) {
   }
   const Tensor loss = task + out.aux_loss;
   (loss / static_cast<double>(cfg_.accum_steps)).backward();
-  *aux_out = out.aux_loss.item<double>();
-  return task.item<double>();
+  *aux_out = out.aux_loss.detach();
+  return task.detach();
 }
 
 void Trainer::log_metrics(const nlohmann::json& record) {
@@ -362,8 +362,9 @@ int Trainer::run() {
   install_interrupt_handler();
   model_->train();
   const std::string last = (fs::path(cfg_.out) / "last.safetensors").string();
-  double loss_ema = 0, aux_ema = 0;
-  int64_t logged_images = 0;
+  // Losses are summed on the device and read once per log line: no host sync per step.
+  Tensor window_loss, window_aux;
+  int64_t window_steps = 0, logged_images = 0;
   auto window_start = Clock::now();
   // Epochs fully consumed: the loader sits at the end of epoch e (batch == batches_per_epoch)
   // or somewhere in epoch e; a validation runs each time this count grows.
@@ -373,30 +374,32 @@ int Trainer::run() {
   };
   int64_t epochs_done = completed_epochs();
   while (step_ < total_steps_) {
-    double loss = 0, aux = 0;
     for (int64_t micro = 0; micro < cfg_.accum_steps; ++micro) {
       std::optional<data::Batch> b = train_loader_->next();
       if (!b) b = train_loader_->next();  // an epoch ended: continue with the next one
-      double a = 0;
-      loss += train_step(*b, &a) / static_cast<double>(cfg_.accum_steps);
-      aux += a / static_cast<double>(cfg_.accum_steps);
+      Tensor aux;
+      const Tensor loss = train_step(*b, &aux);
+      window_loss = window_loss.defined() ? window_loss + loss : loss;
+      window_aux = window_aux.defined() ? window_aux + aux : aux;
       logged_images += b->images.size(0);
     }
+    window_steps += cfg_.accum_steps;
     optimizer_->set_lr(schedule_.at(step_));
     if (cfg_.clip_grad > 0) optim::clip_grad_norm(model_->parameters(), cfg_.clip_grad);
     optimizer_->step();
     optimizer_->zero_grad();
     ++step_;
-    loss_ema = step_ == 1 ? loss : 0.95 * loss_ema + 0.05 * loss;
-    aux_ema = step_ == 1 ? aux : 0.95 * aux_ema + 0.05 * aux;
     const bool epoch_end = completed_epochs() > epochs_done;
     if (step_ % cfg_.log_every == 0 || step_ == total_steps_) {
       const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
       const double ips = secs > 0 ? static_cast<double>(logged_images) / secs : 0;
-      print_progress(loss_ema, aux_ema, ips, step_ == total_steps_);
-      log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"loss", loss},
-                   {"loss_avg", loss_ema}, {"aux_loss", aux}, {"lr", optimizer_->lr()}, {"images_per_s", ips}});
-      logged_images = 0;
+      const double loss = window_loss.item<double>() / static_cast<double>(window_steps);
+      const double aux = window_aux.item<double>() / static_cast<double>(window_steps);
+      print_progress(loss, aux, ips, step_ == total_steps_);
+      log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"loss_avg", loss},
+                   {"aux_loss", aux}, {"lr", optimizer_->lr()}, {"images_per_s", ips}});
+      window_loss = window_aux = Tensor();
+      window_steps = logged_images = 0;
       window_start = Clock::now();
     }
     if ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || g_interrupted) save_checkpoint(last);

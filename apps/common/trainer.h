@@ -67,9 +67,11 @@ class Trainer {
   void load_checkpoint(const std::string& path);
 
  private:
-  double train_step(const data::Batch& batch, double* aux_out);  // returns the batch's loss
+  // Forward and backward of one micro-batch; returns its task loss and (through aux_out) its
+  // load-balancing loss as device scalars, without waiting for them.
+  Tensor train_step(const data::Batch& batch, Tensor* aux_out);
   void log_metrics(const nlohmann::json& record);
-  void print_progress(double loss, double aux, double images_per_s, bool final_line);
+  void print_progress(double loss, double aux, double images_per_s, bool final_line);  // means since the last line
 
   RunConfig cfg_;
   Device device_;

@@ -102,24 +102,23 @@ void AdamW::load_state_dict(const std::map<std::string, Tensor>& state) {
   step_ = state.at("step").item<int64_t>();
 }
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard no_grad;
   Tensor total;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
     const Tensor g64 = g.to(DType::F64);
-    const Tensor sq = sum(g64 * g64);  // stays on the device: one sync below, not one per tensor
+    const Tensor sq = sum(g64 * g64);
     total = total.defined() ? total + sq : sq;
   }
-  if (!total.defined()) return 0.0;
-  const double norm = std::sqrt(total.item<double>());
-  if (norm > max_norm && norm > 0) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const Tensor& p : params) {
-      Tensor g = p.grad();
-      if (g.defined()) g.copy_(g * scale);
-    }
+  if (!total.defined()) return Tensor::zeros({}, DType::F64);
+  const Tensor norm = sqrt(total);
+  // min(1, max_norm / (norm + eps)) on the device: no host round trip per step.
+  const Tensor scale = minimum(max_norm / (norm + 1e-6), scalar_like(1.0, norm));
+  for (const Tensor& p : params) {
+    Tensor g = p.grad();
+    if (g.defined()) g.copy_(g * scale.to(g.dtype()));
   }
   return norm;
 }

@@ -51,7 +51,8 @@ class AdamW {
 };
 
 // Scales all gradients so that their global L2 norm is at most max_norm; returns the norm
-// before clipping (as torch.nn.utils.clip_grad_norm_ does).
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+// before clipping (as torch.nn.utils.clip_grad_norm_ does) as a 0-dim f64 tensor on the
+// gradients' device. Nothing waits for the device: read the norm only when it is needed.
+Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
 }  // namespace vimoe::optim
