@@ -35,9 +35,14 @@ SelfAttention::SelfAttention(int64_t dim, int64_t heads_in) : heads(heads_in) {
 
 Tensor SelfAttention::forward(const Tensor& x) const {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), Dh = D / heads;
-  // [B, T, 3D] -> [3, B, heads, T, Dh]: q, k and v as strided views, no copy.
-  const Tensor qkv_heads = qkv->forward(x).view({B, T, 3, heads, Dh}).permute({2, 0, 3, 1, 4});
-  const Tensor o = attention(qkv_heads.select(0, 0), qkv_heads.select(0, 1), qkv_heads.select(0, 2));
+  // q, k and v from row blocks of the fused qkv weight: three GEMMs of one third each. (Taking
+  // them as views of one [B, T, 3D] product would make each view's backward fill a zero
+  // buffer the size of all three activations; a weight slice's is only [3D, D].)
+  auto project = [&](int64_t i) {
+    const Tensor w = qkv->weight.narrow(0, i * D, D), b = qkv->bias.narrow(0, i * D, D);
+    return linear(x, w, b).view({B, T, heads, Dh}).permute({0, 2, 1, 3});
+  };
+  const Tensor o = attention(project(0), project(1), project(2));
   return proj->forward(o.permute({0, 2, 1, 3}).reshape({B, T, D}));
 }
 
