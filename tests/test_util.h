@@ -2,6 +2,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -60,6 +61,25 @@ inline ::testing::AssertionResult all_close(const Tensor& a, const Tensor& b, do
   return ::testing::AssertionFailure() << "element " << worst_i << ": " << va[worst_i] << " vs "
                                        << vb[worst_i] << " (|diff| " << worst << ", atol " << atol
                                        << ", rtol " << rtol << ")";
+}
+
+// Tolerances scaled by the largest finite magnitude M of the reference: a GPU result passes
+// when |gpu - cpu| <= max(scaled * M, floor) + rtol * |cpu|.
+struct ScaledTol {
+  double scaled;
+  double rtol;
+};
+// f32: f32 accumulation against the CPU's double; bf16: one final rounding on each side.
+inline ScaledTol scaled_tol_for(DType dt) {
+  return dt == DType::BF16 ? ScaledTol{2e-3, 1.0 / 64} : ScaledTol{1e-5, 1e-4};
+}
+inline ::testing::AssertionResult gpu_close(const Tensor& gpu, const Tensor& cpu, ScaledTol tol,
+                                            double floor = 0) {
+  if (!gpu.is_cuda()) return ::testing::AssertionFailure() << "result is not on the GPU";
+  double m = 0;
+  for (double v : cpu.to_vector<double>())
+    if (std::isfinite(v)) m = std::max(m, std::fabs(v));
+  return all_close(gpu, cpu, std::max(tol.scaled * m, floor), tol.rtol);
 }
 
 // Runs gradcheck and turns its verdict into a gtest assertion.

@@ -21,18 +21,11 @@ namespace {
 using testing::all_close;
 using testing::uniform;
 
-struct Tol {
-  double scaled;
-  double rtol;
-};
-Tol tol_for(DType dt) { return dt == DType::BF16 ? Tol{2e-3, 1.0 / 64} : Tol{1e-5, 1e-4}; }
-
+using Tol = testing::ScaledTol;
+Tol tol_for(DType dt) { return testing::scaled_tol_for(dt); }
+// The 1e-6 floor: see the tolerance note above.
 ::testing::AssertionResult close(const Tensor& gpu, const Tensor& cpu, Tol tol) {
-  if (!gpu.is_cuda()) return ::testing::AssertionFailure() << "result is not on the GPU";
-  double m = 0;
-  for (double v : cpu.to_vector<double>())
-    if (std::isfinite(v)) m = std::max(m, std::fabs(v));
-  return all_close(gpu, cpu, std::max(tol.scaled * m, 1e-6), tol.rtol);
+  return testing::gpu_close(gpu, cpu, tol, 1e-6);
 }
 
 // Targets spread over the classes, every fifth row ignored.
