@@ -1,5 +1,6 @@
 // One include for users of the engine.
 #pragma once
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/runtime.h"
