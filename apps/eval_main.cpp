@@ -32,7 +32,8 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
   opts.transform = vimoe::app::eval_transform(run.config, data, run.model->vit.image_size, run.model->vit.in_channels);
   vimoe::data::Loader loader(data.val, opts);
   if (out.empty()) out = (fs::path(checkpoint).parent_path() / "eval").string();
-  const vimoe::app::EvalResult r = vimoe::app::evaluate(*run.model, loader, device, true);
+  const vimoe::app::EvalResult r = vimoe::app::evaluate(
+      *run.model, loader, device, true, vimoe::app::autocast_type(run.config.precision, device));
   nlohmann::json summary = vimoe::app::write_eval_report(r, data.val->class_names(),
                                                          run.config.moe_config(run.model->vit.depth), out);
   const fs::path metrics = fs::path(checkpoint).parent_path() / "metrics.jsonl";

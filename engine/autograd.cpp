@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/autocast.h"
 #include "engine/ops/elementwise.h"
 #include "engine/profiler.h"
 
@@ -127,6 +128,8 @@ void backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) {
   VIMOE_CHECK(grad.shape() == root.shape(), "backward: gradient shape ", shape_str(grad.shape()),
               " does not match the output shape ", shape_str(root.shape()));
   NoGradGuard no_grad;
+  // Backward ops run in the types their forward saved, never re-cast.
+  AutocastGuard no_autocast(DType::BF16, /*enabled=*/false);
   if (!root.grad_fn()) {
     accumulate_into_leaf(*root.impl_ptr(), grad);
     return;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/ops/attention.h"
 #include "engine/ops/elementwise.h"
@@ -89,8 +90,11 @@ MoEFFN::Output MoEFFN::forward(const Tensor& h) const {
   const bool image_level = config.routing == RoutingLevel::Image;
   // Image-level routing decides on the CLS token and moves whole images; token-level
   // routing decides and moves each token on its own.
-  const Tensor rows = image_level ? h : h.reshape({B * T, D});
-  const Tensor router_in = image_level ? h.select(1, 0) : rows;
+  // Under autocast the experts run in the half type: cast once here, so that dispatch moves
+  // half-width rows and the router and shared expert reuse the cast.
+  const Tensor hx = autocast::lower(h);
+  const Tensor rows = image_level ? hx : hx.reshape({B * T, D});
+  const Tensor router_in = image_level ? hx.select(1, 0) : rows;
   Output out;
   out.routing = route_topk(router->forward(router_in), config.top_k,
                            /*renormalize=*/config.top_k > 1, config.aux_alpha);
@@ -98,7 +102,7 @@ MoEFFN::Output MoEFFN::forward(const Tensor& h) const {
   const Tensor hidden = gelu(grouped_linear(dispatch_rows(rows, plan), fc1_weight, fc1_bias, plan));
   const Tensor expert_out = grouped_linear(hidden, fc2_weight, fc2_bias, plan);
   Tensor y = combine_rows(expert_out, out.routing.gates, plan).reshape({B, T, D});
-  if (shared) y = y + shared->forward(h);
+  if (shared) y = y + shared->forward(hx);
   out.y = y;
   return out;
 }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "engine/autocast.h"
 #include "engine/io/safetensors.h"
 #include "models/dinov2.h"
 #include "tests/test_util.h"
@@ -15,17 +16,6 @@ namespace vimoe::testing {
 
 namespace fs = std::filesystem;
 using models::ViTConfig;
-
-inline double cosine(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double xy = 0, xx = 0, yy = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    xy += x[i] * y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-  }
-  return xy / std::sqrt(xx * yy);
-}
 
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
@@ -38,22 +28,27 @@ struct Parity {
   double hidden_max_abs, hidden_cos, pooled_cos;
 };
 
-// Runs every input of io.safetensors through our model on `device`; returns the worst figures.
-inline Parity run_fixture(const fs::path& dir, Device device, DType dtype) {
+enum class Precision { F32, BF16Autocast };
+
+// Runs every input of io.safetensors through our model on `device` (f32 weights; under
+// BF16Autocast the forward runs in an AutocastGuard); returns the worst figures.
+inline Parity run_fixture(const fs::path& dir, Device device, Precision precision) {
+  const bool mixed = precision == Precision::BF16Autocast;
+  const char* label = mixed ? "bf16-autocast" : "f32";
   ViTConfig cfg = models::dinov2_config((dir / "model.safetensors").string());
   models::VisionTransformer model(cfg);
   const models::ImportReport report = models::load_dinov2(model, (dir / "model.safetensors").string());
   EXPECT_TRUE(report.missing.empty()) << report.missing.size() << " parameters missing";
-  model.to(dtype);
   model.to(device);
   model.eval();
   const io::SafetensorsFile io = io::SafetensorsFile::open((dir / "io.safetensors").string());
   Parity worst{0, 1, 1};
   NoGradGuard no_grad;
+  AutocastGuard autocast(DType::BF16, mixed);
   for (const std::string& name : io.names()) {
     if (name.rfind("input_", 0) != 0) continue;
     const std::string size = name.substr(6);
-    const auto out = model.forward(io.get(name).to(dtype).to(device));
+    const auto out = model.forward(io.get(name).to(device));
     const Tensor hidden = out.features.to(DType::F32).cpu();
     const Tensor expect = io.get("last_hidden_state_" + size);
     EXPECT_EQ(hidden.shape(), expect.shape()) << size;
@@ -61,7 +56,7 @@ inline Parity run_fixture(const fs::path& dir, Device device, DType dtype) {
     worst.hidden_cos = std::min(worst.hidden_cos, cosine(hidden, expect));
     worst.pooled_cos = std::min(worst.pooled_cos, cosine(hidden.select(1, 0), io.get("pooler_output_" + size)));
     std::printf("dinov2 parity %s %s %s: max |diff| %.3g, cosine %.7f (hidden), %.7f (pooled)\n",
-                dir.filename().c_str(), size.c_str(), dtype_name(dtype), max_abs_diff(hidden, expect),
+                dir.filename().c_str(), size.c_str(), label, max_abs_diff(hidden, expect),
                 cosine(hidden, expect), cosine(hidden.select(1, 0), io.get("pooler_output_" + size)));
   }
   return worst;

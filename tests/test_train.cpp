@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "apps/common/report.h"
 #include "apps/common/trainer.h"
@@ -70,6 +71,48 @@ TEST(Train, ResumingContinuesExactly) {
   for (const auto& [name, t] : a)
     EXPECT_TRUE(vimoe::testing::all_close(b.at(name), t, 0, 0)) << name << " differs after resuming";
   fs::remove_all(dir);
+}
+
+// The same short run in f32 and under bf16 autocast: both learn, their loss curves stay
+// together, and the master weights stay f32.
+TEST(Train, Bf16AutocastTracksF32AndKeepsF32MasterWeights) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "needs Debian's dataset-fashion-mnist";
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_bf16_" + std::to_string(::getpid()));
+  auto train = [&](const std::string& precision) {
+    app::RunConfig c = small_run((dir / precision).string(), 80);
+    c.precision = precision;
+    c.lr = 2e-3;
+    c.log_every = 10;
+    app::Trainer trainer(c);
+    EXPECT_EQ(trainer.run(), 0);
+    std::vector<double> losses;
+    std::ifstream metrics(dir / precision / "metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j.contains("loss_avg")) losses.push_back(j.at("loss_avg").get<double>());
+    }
+    return losses;
+  };
+  const std::vector<double> f32 = train("f32"), bf16 = train("bf16");
+  ASSERT_EQ(f32.size(), 8u);
+  ASSERT_EQ(bf16.size(), 8u);
+  for (const auto* losses : {&f32, &bf16})
+    EXPECT_LT(losses->back(), losses->front() - 0.2) << "did not learn";
+  for (size_t i = 0; i < f32.size(); ++i) EXPECT_NEAR(bf16[i], f32[i], 0.1) << "log line " << i;
+  for (const auto& [name, t] : model_tensors((dir / "bf16" / "final.safetensors").string())) {
+    if (name.rfind("model.", 0) != 0 || !is_floating(t.dtype())) continue;
+    EXPECT_EQ(t.dtype(), DType::F32) << name;
+    EXPECT_TRUE(std::isfinite(sum(abs(t)).item<double>())) << name;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Train, PrecisionPicksTheAutocastType) {
+  EXPECT_EQ(app::autocast_type("auto", Device::cpu()), std::nullopt);
+  EXPECT_EQ(app::autocast_type("auto", Device::cuda()), DType::BF16);
+  EXPECT_EQ(app::autocast_type("bf16", Device::cpu()), DType::BF16);
+  EXPECT_EQ(app::autocast_type("f32", Device::cuda()), std::nullopt);
+  EXPECT_VIMOE_ERROR(app::autocast_type("fp8", Device::cpu()), "--precision", "fp8");
 }
 
 TEST(Train, ParamGroupsSeparateDecayAndLayers) {

@@ -91,6 +91,18 @@ inline ::testing::AssertionResult grad_ok(const std::function<Tensor(const std::
   return ::testing::AssertionFailure() << r.message << " (max abs error " << r.max_abs_error << ")";
 }
 
+// Cosine similarity of two tensors' values (any dtypes and devices), in f64.
+inline double cosine(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  double xy = 0, xx = 0, yy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    xy += x[i] * y[i];
+    xx += x[i] * x[i];
+    yy += y[i] * y[i];
+  }
+  return xy / std::sqrt(xx * yy);
+}
+
 // Asserts that `stmt` throws vimoe::Error whose message contains every one of `parts`.
 #define EXPECT_VIMOE_ERROR(stmt, ...)                                                   \
   do {                                                                                  \

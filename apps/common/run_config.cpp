@@ -90,6 +90,11 @@ void add_options(CLI::App& app, RunConfig& c) {
   o->add_option("--seed", c.seed)->capture_default_str();
   auto* r = app.add_option_group("run");
   r->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  r->add_option("--precision", c.precision,
+                "auto (bf16 autocast on CUDA, f32 on the CPU), f32 or bf16 (autocast: GEMMs and "
+                "attention in bf16, f32 master weights)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}))
+      ->capture_default_str();
   r->add_option("--out", c.out, "output directory")->capture_default_str();
   r->add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints")->capture_default_str();
   r->add_option("--log-every", c.log_every, "steps between progress lines")->capture_default_str();
@@ -102,7 +107,7 @@ void add_options(CLI::App& app, RunConfig& c) {
   X(moe_every_second) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
   X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
-  X(layer_decay) X(clip_grad) X(label_smoothing) X(seed) X(device) X(out) X(checkpoint_every)    \
+  X(layer_decay) X(clip_grad) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
   X(log_every) X(resume) X(final_eval)
 
 nlohmann::json to_json(const RunConfig& c) {

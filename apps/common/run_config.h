@@ -55,6 +55,7 @@ struct RunConfig {
 
   // Run.
   std::string device = "auto";            // auto | cpu | cuda
+  std::string precision = "auto";         // auto (bf16 on CUDA, f32 on the CPU) | f32 | bf16
   std::string out = "runs/latest";
   int64_t checkpoint_every = 500;         // optimiser steps between checkpoints (0: epoch ends only)
   int64_t log_every = 20;                 // steps between progress/metric lines

@@ -14,6 +14,7 @@
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cuda/runtime.h"
 #include "engine/io/safetensors.h"
@@ -131,6 +132,13 @@ Device pick_device(const std::string& name) {
   return cuda::is_available() ? Device::cuda() : Device::cpu();
 }
 
+std::optional<DType> autocast_type(const std::string& precision, Device device) {
+  VIMOE_CHECK(precision == "auto" || precision == "f32" || precision == "bf16",
+              "--precision must be auto, f32 or bf16, found ", precision);
+  if (precision == "bf16" || (precision == "auto" && device.is_cuda())) return DType::BF16;
+  return std::nullopt;
+}
+
 // ---- model and optimiser ---------------------------------------------------------------
 
 std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int64_t num_classes,
@@ -185,8 +193,10 @@ std::vector<optim::ParamGroup> param_groups(const models::VisionTransformer& mod
 
 // ---- evaluation ------------------------------------------------------------------------
 
-EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device, bool progress) {
+EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device, bool progress,
+                    std::optional<DType> autocast) {
   NoGradGuard no_grad;
+  AutocastGuard mixed(autocast.value_or(DType::BF16), autocast.has_value());
   const bool was_training = model.is_training();
   model.eval();
   EvalResult r;
@@ -269,6 +279,7 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   VIMOE_CHECK(cfg_.batch_size > 0 && cfg_.accum_steps > 0 && cfg_.epochs > 0, "batch size, "
               "accumulation steps and epochs must be positive");
   device_ = pick_device(cfg_.device);
+  autocast_ = autocast_type(cfg_.precision, device_);
   manual_seed(cfg_.seed);
   data_ = open_datasets(cfg_);
   const int64_t classes = data_.train->num_classes();
@@ -313,16 +324,20 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
 }
 
 Tensor Trainer::train_step(const data::Batch& batch, Tensor* aux_out) {
-  const auto out = model_->forward(batch.images.to(device_));
-  const Tensor logits = out.logits.to(DType::F32);
-  Tensor task;
-  if (batch.targets.defined()) {
-    // Soft targets from mixup / cutmix (already label-smoothed).
-    task = mean(sum(batch.targets.to(device_) * log_softmax(logits, 1), {1})) * -1.0;
-  } else {
-    task = cross_entropy(logits, batch.labels.to(device_), cfg_.label_smoothing);
+  models::VisionTransformer::Output out;
+  Tensor task, loss;
+  {
+    AutocastGuard mixed(autocast_.value_or(DType::BF16), autocast_.has_value());
+    out = model_->forward(batch.images.to(device_));
+    const Tensor logits = out.logits.to(DType::F32);
+    if (batch.targets.defined()) {
+      // Soft targets from mixup / cutmix (already label-smoothed).
+      task = mean(sum(batch.targets.to(device_) * log_softmax(logits, 1), {1})) * -1.0;
+    } else {
+      task = cross_entropy(logits, batch.labels.to(device_), cfg_.label_smoothing);
+    }
+    loss = task + out.aux_loss;
   }
-  const Tensor loss = task + out.aux_loss;
   (loss / static_cast<double>(cfg_.accum_steps)).backward();
   *aux_out = out.aux_loss.detach();
   return task.detach();
@@ -410,7 +425,7 @@ int Trainer::run() {
     }
     if (epoch_end && step_ < total_steps_) {
       epochs_done = completed_epochs();
-      const EvalResult r = evaluate(*model_, *val_loader_, device_, false);
+      const EvalResult r = evaluate(*model_, *val_loader_, device_, false, autocast_);
       std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%\n",
                    ::isatty(::fileno(stderr)) ? "\n" : "", r.loss, 100 * r.top1, 100 * r.top5);
       log_metrics({{"step", step_}, {"epoch", epochs_done}, {"val_loss", r.loss}, {"val_top1", r.top1},
@@ -430,7 +445,7 @@ int Trainer::run() {
     std::printf("%s\n", final_path.c_str());
     return 0;
   }
-  const EvalResult r = evaluate(*model_, *val_loader_, device_, true);
+  const EvalResult r = evaluate(*model_, *val_loader_, device_, true, autocast_);
   std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%% on %lld images\n", r.loss,
                100 * r.top1, 100 * r.top5, static_cast<long long>(r.images));
   log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"val_loss", r.loss},

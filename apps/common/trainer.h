@@ -5,6 +5,7 @@
 #include <atomic>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t
 data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
 
 Device pick_device(const std::string& name);  // auto | cpu | cuda
+// The autocast type a run's forward passes use on `device` (nullopt: plain f32), from
+// --precision: auto is bf16 on CUDA and f32 on the CPU.
+std::optional<DType> autocast_type(const std::string& precision, Device device);
 
 std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int64_t num_classes,
                                                        int64_t channels);
@@ -52,7 +56,7 @@ struct EvalResult {
   int64_t distinct_paths = 0;
 };
 EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device,
-                    bool progress);
+                    bool progress, std::optional<DType> autocast = std::nullopt);
 
 class Trainer {
  public:
@@ -75,6 +79,7 @@ class Trainer {
 
   RunConfig cfg_;
   Device device_;
+  std::optional<DType> autocast_;
   Datasets data_;
   std::shared_ptr<models::VisionTransformer> model_;
   std::unique_ptr<data::Loader> train_loader_, val_loader_;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/attention.h"
 #include "engine/cuda/runtime.h"
@@ -86,8 +87,9 @@ Forward run_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, 
 
 }  // namespace
 
-AttentionOutput attention_with_lse(const Tensor& q, const Tensor& k, const Tensor& v,
+AttentionOutput attention_with_lse(const Tensor& q_arg, const Tensor& k_arg, const Tensor& v_arg,
                                    double scale) {
+  const Tensor q = autocast::lower(q_arg), k = autocast::lower(k_arg), v = autocast::lower(v_arg);
   Forward f = run_forward(q, k, v, scale);
   // Saves the contiguous operands (not the caller's views), the output and the lse.
   autograd::record("attention", f.out, {q, k, v},

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/gelu.h"
 #include "engine/cuda/runtime.h"
@@ -99,8 +100,9 @@ Tensor gelu(const Tensor& x) {
   return out;
 }
 
-Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
+Tensor bias_gelu(const Tensor& x, const Tensor& bias_arg) {
   VIMOE_PROFILE_SCOPE("bias_gelu");
+  const Tensor bias = autocast::follow(bias_arg, x);
   constexpr const char* op = "bias_gelu";
   ops::check_defined(x, op, "x");
   ops::check_defined(bias, op, "bias");

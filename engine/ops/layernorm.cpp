@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/layernorm.h"
 #include "engine/cuda/runtime.h"
@@ -77,8 +78,9 @@ std::vector<Tensor> layer_norm_backward(const Saved& s, const Tensor& grad, bool
 
 }  // namespace
 
-Tensor layer_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, double eps) {
+Tensor layer_norm(const Tensor& x_in, const Tensor& weight_arg, const Tensor& bias_arg, double eps) {
   VIMOE_PROFILE_SCOPE(kOp);
+  const Tensor weight_in = autocast::follow(weight_arg, x_in), bias_in = autocast::follow(bias_arg, x_in);
   ops::check_defined(x_in, kOp, "x");
   ops::check_floating(x_in, kOp, "x");
   VIMOE_CHECK(x_in.dim() >= 1 && x_in.size(-1) >= 1, kOp,

@@ -5,6 +5,7 @@
 #include <climits>
 #include <vector>
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/linalg.h"
 #include "engine/cpu/loops.h"
@@ -229,7 +230,8 @@ void check_operands(const Tensor& a, const Tensor& b, const char* op, const char
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_arg, const Tensor& b_arg) {
+  const Tensor a = autocast::lower(a_arg), b = autocast::lower(b_arg);
   check_operands(a, b, "matmul", "a", "b");
   VIMOE_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: operands need at least one dimension: a is ",
               shape_str(a.shape()), ", b is ", shape_str(b.shape()));
@@ -252,8 +254,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_arg) {
   VIMOE_PROFILE_SCOPE("linear");
+  const Tensor x = autocast::lower(x_arg), weight = autocast::lower(weight_arg),
+               bias = autocast::lower(bias_arg);
   check_operands(x, weight, "linear", "x", "weight");
   VIMOE_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], found ",
               shape_str(weight.shape()));

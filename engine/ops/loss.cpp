@@ -1,5 +1,6 @@
 #include "engine/ops/loss.h"
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/loss.h"
 #include "engine/cuda/runtime.h"
@@ -22,9 +23,10 @@ DType stats_dtype(const Tensor& logits) {
 
 }  // namespace
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing,
+Tensor cross_entropy(const Tensor& logits_arg, const Tensor& target, double label_smoothing,
                      int64_t ignore_index) {
   VIMOE_PROFILE_SCOPE("cross_entropy");
+  const Tensor logits = autocast::upper(logits_arg);
   const char* op = "cross_entropy";
   ops::check_defined(logits, op, "logits");
   ops::check_defined(target, op, "target");

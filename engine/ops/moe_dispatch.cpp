@@ -1,5 +1,6 @@
 #include "engine/ops/moe_dispatch.h"
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/moe_dispatch.h"
 #include "engine/cuda/runtime.h"
@@ -135,9 +136,11 @@ Tensor dispatch_rows(const Tensor& x, const DispatchPlan& plan) {
   return out;
 }
 
-Tensor grouped_linear(const Tensor& buf_in, const Tensor& weight_in, const Tensor& bias_in,
+Tensor grouped_linear(const Tensor& buf_arg, const Tensor& weight_arg, const Tensor& bias_arg,
                       const DispatchPlan& plan) {
   VIMOE_PROFILE_SCOPE("grouped_linear");
+  const Tensor buf_in = autocast::lower(buf_arg), weight_in = autocast::lower(weight_arg),
+               bias_in = autocast::lower(bias_arg);
   ops::check_defined(buf_in, "grouped_linear", "buf");
   ops::check_defined(weight_in, "grouped_linear", "weight");
   ops::check_floating(buf_in, "grouped_linear", "buf");

@@ -1,5 +1,6 @@
 #include "engine/ops/softmax.h"
 
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/softmax.h"
 #include "engine/cuda/runtime.h"
@@ -31,8 +32,9 @@ AxisPlan plan_axis(const Tensor& x, int64_t dim, const char* op) {
   return p;
 }
 
-Tensor forward(const Tensor& x_in, int64_t dim, bool log, const char* op) {
+Tensor forward(const Tensor& x_arg, int64_t dim, bool log, const char* op) {
   VIMOE_PROFILE_SCOPE(op);
+  const Tensor x_in = autocast::upper(x_arg);
   ops::check_defined(x_in, op, "x");
   ops::check_floating(x_in, op, "x");
   const AxisPlan p = plan_axis(x_in, dim, op);
