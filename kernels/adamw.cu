@@ -1,46 +1,77 @@
 #include "kernels/adamw.h"
+
+#include <algorithm>
+
 #include "kernels/dispatch.cuh"
 
 namespace vimoe::kernels {
 namespace {
 
 constexpr int kBlock = 256;
+constexpr int64_t kChunk = 16384;  // elements per block: small tensors get one block each
+
+// Everything one launch needs, passed by value as the kernel's parameter (about 13 KB; kernel
+// parameters may take up to 32 KB since CUDA 12.1 on Volta and newer).
+struct Launch {
+  AdamWTensor tensors[kAdamWTensorsPerLaunch];
+  int first_chunk[kAdamWTensorsPerLaunch + 1];  // prefix sums of the tensors' chunk counts
+  int count;
+};
+static_assert(sizeof(Launch) < 32000, "AdamW launch parameters exceed the kernel parameter limit");
 
 template <typename T>
-__global__ void adamw_kernel(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
-                             T* __restrict__ v, int64_t n, AdamWParams s) {
-  const T decay = T(1) - T(s.lr) * T(s.weight_decay);
-  const T step_size = T(s.lr) / T(s.bias_correction1);
-  const T root_bc2 = sqrt(T(s.bias_correction2));
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+__global__ void __launch_bounds__(kBlock) adamw_kernel(const __grid_constant__ Launch launch, AdamWHyper h) {
+  const int chunk = static_cast<int>(blockIdx.x);
+  int lo = 0, hi = launch.count;  // first_chunk[lo] <= chunk < first_chunk[hi]
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (launch.first_chunk[mid] <= chunk) lo = mid;
+    else hi = mid;
+  }
+  const AdamWTensor& t = launch.tensors[lo];
+  T* __restrict__ p = static_cast<T*>(t.param);
+  const T* __restrict__ g = static_cast<const T*>(t.grad);
+  T* __restrict__ m = static_cast<T*>(t.exp_avg);
+  T* __restrict__ v = static_cast<T*>(t.exp_avg_sq);
+  const T decay = T(1) - T(t.lr) * T(t.weight_decay);
+  const T step_size = T(t.lr) / T(h.bias_correction1);
+  const T root_bc2 = sqrt(T(h.bias_correction2));
+  const int64_t begin = int64_t(chunk - launch.first_chunk[lo]) * kChunk;
+  const int64_t end = begin + kChunk < t.n ? begin + kChunk : t.n;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) {
     const T gi = g[i];
-    const T mi = T(s.beta1) * m[i] + (T(1) - T(s.beta1)) * gi;
-    const T vi = T(s.beta2) * v[i] + (T(1) - T(s.beta2)) * gi * gi;
+    const T mi = T(h.beta1) * m[i] + (T(1) - T(h.beta1)) * gi;
+    const T vi = T(h.beta2) * v[i] + (T(1) - T(h.beta2)) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] * decay - step_size * mi / (sqrt(vi) / root_bc2 + T(s.eps));
+    p[i] = p[i] * decay - step_size * mi / (sqrt(vi) / root_bc2 + T(h.eps));
   }
 }
 
 }  // namespace
 
-cudaError_t adamw_update(DType dtype, void* param, const void* grad, void* exp_avg,
-                         void* exp_avg_sq, int64_t n, const AdamWParams& s, cudaStream_t stream) {
-  if (n == 0) return cudaSuccess;
-  const unsigned grid = grid_for(n, kBlock);
-  if (dtype == DType::F32) {
-    adamw_kernel<float><<<grid, kBlock, 0, stream>>>(
-        static_cast<float*>(param), static_cast<const float*>(grad), static_cast<float*>(exp_avg),
-        static_cast<float*>(exp_avg_sq), n, s);
-  } else if (dtype == DType::F64) {
-    adamw_kernel<double><<<grid, kBlock, 0, stream>>>(
-        static_cast<double*>(param), static_cast<const double*>(grad),
-        static_cast<double*>(exp_avg), static_cast<double*>(exp_avg_sq), n, s);
-  } else {
-    return cudaErrorInvalidValue;
+cudaError_t adamw_update(DType dtype, const AdamWTensor* tensors, int count, const AdamWHyper& h,
+                         cudaStream_t stream) {
+  if (dtype != DType::F32 && dtype != DType::F64) return cudaErrorInvalidValue;
+  Launch launch;
+  for (int first = 0; first < count; first += kAdamWTensorsPerLaunch) {
+    launch.count = 0;
+    launch.first_chunk[0] = 0;
+    for (int i = first; i < std::min(count, first + kAdamWTensorsPerLaunch); ++i) {
+      if (tensors[i].n == 0) continue;
+      const int64_t chunks = (tensors[i].n + kChunk - 1) / kChunk;
+      if (launch.first_chunk[launch.count] + chunks > INT32_MAX) return cudaErrorInvalidValue;
+      launch.tensors[launch.count] = tensors[i];
+      launch.first_chunk[launch.count + 1] = launch.first_chunk[launch.count] + static_cast<int>(chunks);
+      ++launch.count;
+    }
+    const int blocks = launch.first_chunk[launch.count];
+    if (blocks == 0) continue;
+    if (dtype == DType::F32) adamw_kernel<float><<<blocks, kBlock, 0, stream>>>(launch, h);
+    else adamw_kernel<double><<<blocks, kBlock, 0, stream>>>(launch, h);
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
-  return cudaGetLastError();
+  return cudaSuccess;
 }
 
 }  // namespace vimoe::kernels

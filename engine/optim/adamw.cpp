@@ -42,6 +42,11 @@ void AdamW::step() {
   ++step_;
   const double bc1 = 1 - std::pow(options_.beta1, static_cast<double>(step_));
   const double bc2 = 1 - std::pow(options_.beta2, static_cast<double>(step_));
+#ifdef VIMOE_WITH_CUDA
+  // CUDA tensors are collected (per dtype) and updated together in one launch.
+  std::vector<kernels::AdamWTensor> on_gpu[2];  // f32, f64
+  std::vector<Tensor> keep_alive;                // converted gradients, until the launch
+#endif
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const ParamGroup& group = groups_[gi];
     const double lr = options_.lr * group.lr_scale;
@@ -57,16 +62,23 @@ void AdamW::step() {
                           {lr, options_.beta1, options_.beta2, options_.eps, group.weight_decay, bc1, bc2});
       } else {
 #ifdef VIMOE_WITH_CUDA
-        const kernels::AdamWParams s{static_cast<float>(lr), static_cast<float>(options_.beta1),
-                                     static_cast<float>(options_.beta2), static_cast<float>(options_.eps),
-                                     static_cast<float>(group.weight_decay), static_cast<float>(bc1),
-                                     static_cast<float>(bc2)};
-        VIMOE_CUDA_CHECK(kernels::adamw_update(p.dtype(), p.data_ptr(), g.data_ptr(), m.data_ptr(),
-                                               v.data_ptr(), p.numel(), s, cuda::stream()));
+        on_gpu[p.dtype() == DType::F64].push_back({p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(),
+                                                   p.numel(), static_cast<float>(lr),
+                                                   static_cast<float>(group.weight_decay)});
+        keep_alive.push_back(g);
 #endif
       }
     }
   }
+#ifdef VIMOE_WITH_CUDA
+  const kernels::AdamWHyper h{static_cast<float>(options_.beta1), static_cast<float>(options_.beta2),
+                              static_cast<float>(options_.eps), static_cast<float>(bc1),
+                              static_cast<float>(bc2)};
+  for (int f64 = 0; f64 < 2; ++f64)
+    if (!on_gpu[f64].empty())
+      VIMOE_CUDA_CHECK(kernels::adamw_update(f64 ? DType::F64 : DType::F32, on_gpu[f64].data(),
+                                             static_cast<int>(on_gpu[f64].size()), h, cuda::stream()));
+#endif
 }
 
 void AdamW::zero_grad() {

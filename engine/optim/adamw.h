@@ -30,7 +30,8 @@ class AdamW {
   AdamW(std::vector<ParamGroup> groups, Options options);
 
   // One update of every parameter that has a gradient; parameters without one are skipped
-  // (their moments are untouched), as in PyTorch.
+  // (their moments are untouched), as in PyTorch. On CUDA every parameter of one dtype is
+  // updated by a single kernel launch (kernels/adamw.cu), whatever its group.
   void step();
   void zero_grad();
   void set_lr(double lr) { options_.lr = lr; }
