@@ -88,6 +88,8 @@ void ImageFolder::scan(std::ostream* warnings) {
       int w = 0, h = 0, c = 0;
       if (stbi_info(f.c_str(), &w, &h, &c) && w > 0 && h > 0) {
         items_.push_back({f.string(), label});
+        if (native_size_ < 0) native_size_ = w == h ? w : 0;
+        else if (w != h || w != native_size_) native_size_ = 0;
         ++kept;
         continue;
       }
@@ -100,6 +102,7 @@ void ImageFolder::scan(std::ostream* warnings) {
                 " holds no readable image (", files.size(), " image files, ",
                 files.size() - kept, " unreadable)");
   }
+  native_size_ = std::max<int64_t>(native_size_, 0);
 }
 
 const std::string& ImageFolder::path(int64_t index) const {

@@ -40,6 +40,9 @@ class ImageFolder : public Dataset {
   const std::vector<Skipped>& skipped() const { return skipped_; }
   // Files ignored because their extension is not an image format.
   int64_t num_ignored() const { return ignored_; }
+  // The side of every image when all are square and of one size (CIFAR as a folder), else 0;
+  // read from the headers during the scan.
+  int64_t native_size() const { return native_size_; }
 
  private:
   struct Item {
@@ -53,6 +56,7 @@ class ImageFolder : public Dataset {
   std::vector<Item> items_;
   std::vector<Skipped> skipped_;
   int64_t ignored_ = 0;
+  int64_t native_size_ = -1;  // -1 until the first image
 };
 
 // Decodes an image file to 8-bit HWC with `channels` channels (1 or 3; stb_image converts).

@@ -320,6 +320,18 @@ Transform random_resized_crop(int64_t h, int64_t w, std::pair<double, double> sc
   };
 }
 
+Transform random_crop(int64_t h, int64_t w, int64_t padding) {
+  VIMOE_CHECK(h > 0 && w > 0 && padding >= 0, "random_crop: invalid size ", h, "x", w, " or padding ", padding);
+  return [=](FloatImage img, RandomStream& rng) {
+    VIMOE_CHECK(h <= img.height + 2 * padding && w <= img.width + 2 * padding, "random_crop: a ", h, "x", w,
+                " crop does not fit a ", img.height, "x", img.width, " image padded by ", padding);
+    // crop() fills whatever falls outside the image with zeros: that is the padding.
+    const int64_t top = rng.randint(-padding, img.height + padding - h + 1);
+    const int64_t left = rng.randint(-padding, img.width + padding - w + 1);
+    return data::crop(img, {top, left, h, w});
+  };
+}
+
 Transform random_hflip(double p) {
   return [=](FloatImage img, RandomStream& rng) {
     return rng.bernoulli(p) ? data::hflip(img) : std::move(img);

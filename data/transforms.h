@@ -90,6 +90,10 @@ Transform center_crop(int64_t h, int64_t w);
 Transform random_resized_crop(int64_t h, int64_t w, std::pair<double, double> scale = {0.08, 1.0},
                               std::pair<double, double> ratio = {3.0 / 4.0, 4.0 / 3.0},
                               Interpolation mode = Interpolation::Bilinear, bool antialias = true);
+// torchvision's RandomCrop(size, padding): a random h x w window of the image padded by
+// `padding` zeros on every side (the shift augmentation of small-image training, e.g.
+// 32 x 32 with padding 4 for CIFAR). Needs h <= height + 2 padding, w likewise.
+Transform random_crop(int64_t h, int64_t w, int64_t padding);
 Transform random_hflip(double p = 0.5);
 Transform normalize(std::vector<float> mean, std::vector<float> std);
 Transform channels(int64_t c);

@@ -171,6 +171,19 @@ TEST(Attention, GradcheckQKV) {
                       {q1, k1, v1}));
 }
 
+// The composed path (CUDA's fallback for head dims the fused kernels lack) computes the same
+// function: forward against the fused reference, gradients by finite differences.
+TEST(Attention, ComposedPathMatchesTheFusedOne) {
+  const Tensor q = uniform({2, 3, 5, 7}, 41, -2, 2), k = uniform({2, 3, 5, 7}, 42, -2, 2),
+               v = uniform({2, 3, 5, 7}, 43);
+  EXPECT_TRUE(all_close(attention_composed(q, k, v, 0.4), attention(q, k, v, 0.4), 1e-6, 1e-5));
+  const Tensor q64 = leaf64({1, 2, 3, 5}, 44, -2, 2), k64 = leaf64({1, 2, 3, 5}, 45, -2, 2),
+               v64 = leaf64({1, 2, 3, 5}, 46);
+  EXPECT_TRUE(grad_ok([](const std::vector<Tensor>& x) { return attention_composed(x[0], x[1], x[2], 0.7); },
+                      {q64, k64, v64}));
+  EXPECT_VIMOE_ERROR(attention_composed(q, k, v.narrow(3, 0, 6), 0.4), "attention", "one shape");
+}
+
 TEST(Attention, GradcheckPermutedInputs) {
   // The usual ViT layout: projections come out [B, S, H, Dh] and are viewed as [B, H, S, Dh].
   const Shape bshd{2, 3, 2, 3};

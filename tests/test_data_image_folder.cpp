@@ -110,6 +110,19 @@ TEST(DataImageFolder, TruncatedFileFailsInGetWithItsName) {
   EXPECT_VIMOE_ERROR(ds.get(1), "cannot decode image", trunc.c_str());
 }
 
+TEST(DataImageFolder, NativeSizeOnlyWhenAllImagesAreOneSquareSize) {
+  TempDir root;
+  write_png(root / "a/x.png", 6, 6, 3, 1);
+  write_png(root / "b/y.png", 6, 6, 1, 2);
+  EXPECT_EQ(ImageFolder(root.path()).native_size(), 6);
+  write_png(root / "b/z.png", 6, 5, 3, 3);  // not square
+  EXPECT_EQ(ImageFolder(root.path()).native_size(), 0);
+  TempDir other;
+  write_png(other / "a/x.png", 6, 6, 3, 1);
+  write_png(other / "a/y.png", 7, 7, 3, 2);  // square, another size
+  EXPECT_EQ(ImageFolder(other.path()).native_size(), 0);
+}
+
 TEST(DataImageFolder, Errors) {
   TempDir root;
   EXPECT_VIMOE_ERROR(ImageFolder(root / "absent"), "is not a directory");

@@ -205,6 +205,47 @@ TEST(DataTransforms, RandomResizedCropBoundsAndDeterminism) {
   EXPECT_NE(o1.values, o3.values);  // another epoch, another crop
 }
 
+// RandomCrop with padding: every output is the image shifted by (dy, dx) in [-p, p]^2 with
+// zeros where it moved out; all shifts occur; the draw is a pure function of the stream key.
+TEST(DataTransforms, RandomCropShiftsWithZeroPadding) {
+  const int64_t H = 5, W = 6, P = 2;
+  const FloatImage img = random_image(2, H, W, 3);
+  const Transform t = tf::random_crop(H, W, P);
+  std::set<std::pair<int64_t, int64_t>> shifts;
+  for (uint64_t i = 0; i < 400; ++i) {
+    RandomStream a(5, StreamPurpose::Sample, 0, i), b(5, StreamPurpose::Sample, 0, i);
+    const FloatImage out = t(img, a);
+    ASSERT_EQ(out.channels, 2);
+    ASSERT_EQ(out.height, H);
+    ASSERT_EQ(out.width, W);
+    EXPECT_EQ(out.values, t(img, b).values);
+    // Find the shift that explains the output exactly.
+    bool found = false;
+    for (int64_t dy = -P; dy <= P && !found; ++dy)
+      for (int64_t dx = -P; dx <= P && !found; ++dx) {
+        bool match = true;
+        for (int64_t c = 0; c < 2 && match; ++c)
+          for (int64_t y = 0; y < H && match; ++y)
+            for (int64_t x = 0; x < W && match; ++x) {
+              const int64_t sy = y + dy, sx = x + dx;
+              const float want = sy >= 0 && sy < H && sx >= 0 && sx < W ? img.at(c, sy, sx) : 0.f;
+              match = out.at(c, y, x) == want;
+            }
+        if (match) {
+          shifts.insert({dy, dx});
+          found = true;
+        }
+      }
+    EXPECT_TRUE(found) << "draw " << i << " is not a padded shift of the image";
+  }
+  EXPECT_EQ(shifts.size(), size_t((2 * P + 1) * (2 * P + 1)));
+  // No padding and the full size: the identity.
+  RandomStream r(1, StreamPurpose::User, 0, 0);
+  EXPECT_EQ(tf::random_crop(H, W, 0)(img, r).values, img.values);
+  EXPECT_VIMOE_ERROR(tf::random_crop(H + 5, W, 2)(img, r), "random_crop", "does not fit", "5x6");
+  EXPECT_VIMOE_ERROR(tf::random_crop(H, W, -1), "random_crop", "padding -1");
+}
+
 TEST(DataTransforms, PresetPipelines) {
   RandomStream rng(1, StreamPurpose::User, 0, 0);
   const FloatImage grey = random_image(1, 40, 30, 5);

@@ -73,6 +73,7 @@ Datasets open_datasets(const RunConfig& cfg) {
     d.train = train;
     d.val = val;
     d.channels = 3;
+    d.native_size = train->native_size() == val->native_size() ? train->native_size() : 0;
   } else {
     VIMOE_FAIL("unknown --dataset \"", cfg.dataset, "\" (expected fashion-mnist, mnist, cifar10, cifar100 or folder)");
   }
@@ -105,8 +106,12 @@ Stats for_channels(Stats s, int64_t channels) {
 data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels) {
   const Stats s = for_channels(normalisation(cfg, d.channels), channels);
   if (d.native_size == size) {
-    // Small native images: flips only (digits are not mirror-symmetric).
+    // Small native images: photographs (CIFAR, a folder of them) get the usual shift by up
+    // to 1/8 of the side (4 pixels at 32) and flips; Fashion-MNIST's centred items flips
+    // only; digits nothing (they are not mirror-symmetric).
     std::vector<data::Transform> steps;
+    const bool photos = cfg.dataset != "mnist" && cfg.dataset != "fashion-mnist";
+    if (photos) steps.push_back(data::tf::random_crop(size, size, size / 8));
     if (cfg.dataset != "mnist") steps.push_back(data::tf::random_hflip());
     steps.push_back(data::tf::channels(channels));
     steps.push_back(data::tf::normalize(s.mean, s.std));

@@ -21,7 +21,7 @@ namespace vimoe::app {
 struct Datasets {
   std::shared_ptr<const data::Dataset> train, val;
   int64_t channels = 3;      // what the images carry
-  int64_t native_size = 0;   // their side when all share one (IDX, CIFAR), else 0
+  int64_t native_size = 0;   // their side when all are square and share one (IDX, CIFAR), else 0
 };
 Datasets open_datasets(const RunConfig& cfg);
 

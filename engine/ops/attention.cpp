@@ -8,6 +8,9 @@
 #include "engine/cpu/attention.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/linalg.h"
+#include "engine/ops/softmax.h"
 #include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -21,7 +24,7 @@ namespace {
 // The log-sum-exp keeps f64 for gradient checks; everything else saves it in f32.
 DType lse_dtype(DType dt) { return dt == DType::F64 ? DType::F64 : DType::F32; }
 
-void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+void check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
   ops::check_defined(q, op, "q");
   ops::check_defined(k, op, "k");
   ops::check_defined(v, op, "v");
@@ -38,6 +41,11 @@ void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op
               ": q, k and v must share one dtype, found q ", describe(q), ", k ", describe(k),
               ", v ", describe(v));
   VIMOE_CHECK(q.size(3) > 0, op, ": head dim must be positive, found q ", describe(q));
+}
+
+// The fused kernels' operands: check_shapes, and on CUDA what the kernels cover.
+void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+  check_shapes(q, k, v, op);
 #ifdef VIMOE_WITH_CUDA
   if (q.is_cuda()) {
     VIMOE_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::BF16, op,
@@ -102,12 +110,27 @@ AttentionOutput attention_with_lse(const Tensor& q_arg, const Tensor& k_arg, con
   return {f.out, f.lse};
 }
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
-  return attention_with_lse(q, k, v, scale).out;
+Tensor attention(const Tensor& q_arg, const Tensor& k_arg, const Tensor& v_arg, double scale) {
+#ifdef VIMOE_WITH_CUDA
+  const Tensor q = autocast::lower(q_arg);
+  if (q.defined() && q.is_cuda() && q.dim() == 4 &&
+      (!kernels::attention_head_dim_supported(q.size(3)) ||
+       (q.dtype() != DType::F32 && q.dtype() != DType::BF16)))
+    return attention_composed(q, autocast::lower(k_arg), autocast::lower(v_arg), scale);
+#endif
+  return attention_with_lse(q_arg, k_arg, v_arg, scale).out;
+}
+
+Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  VIMOE_PROFILE_SCOPE("attention_composed");
+  check_shapes(q, k, v, "attention");
+  VIMOE_CHECK(std::isfinite(scale), "attention: scale must be finite, found ", scale);
+  const Tensor probs = softmax(matmul(q, k.transpose(-1, -2)) * scale, -1);
+  return matmul(probs.to(v.dtype()), v);
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) {
-  check_qkv(q, k, v, "attention");  // the default scale needs a valid head dim
+  check_shapes(q, k, v, "attention");  // the default scale needs a valid head dim
   return attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(q.size(3))));
 }
 

@@ -11,9 +11,15 @@ namespace vimoe {
 
 // q, k, v: [B, H, S, Dh] of one floating dtype on one device, any strides.
 // Returns a contiguous [B, H, S, Dh] tensor of that dtype; differentiable in q, k and v.
+// On CUDA, what the fused kernels do not cover (head dims other than 64 and 128, f16) takes
+// attention_composed() instead, like PyTorch's math backend.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 // scale = 1 / sqrt(Dh).
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v);
+
+// The unfused path: scores = scale * q k^T through matmul, softmax, then @ v. Materialises
+// the S x S scores (and keeps them for the backward); any head dim, any device.
+Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 
 struct AttentionOutput {
   Tensor out;  // as attention() (differentiable)
