@@ -13,6 +13,18 @@
 
 #include "engine/autograd.h"
 
+// GCC announces AddressSanitizer with __SANITIZE_ADDRESS__, Clang through __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define VIMOE_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VIMOE_ADDRESS_SANITIZER 1
+#endif
+#endif
+#ifdef VIMOE_ADDRESS_SANITIZER
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace vimoe::io {
 
 namespace {
@@ -30,6 +42,23 @@ size_t byte_size(const Shape& shape, DType dt) {
     n *= static_cast<size_t>(d);
   }
   return n;
+}
+
+// mmap maps whole pages: past the end of the file, the rest of its last page reads as zeros
+// instead of faulting, so a read beyond the file there would go unnoticed. Under
+// AddressSanitizer that tail is poisoned while the mapping lives and such a read is reported.
+void poison_mapping_tail(void* map, size_t size, bool poison) {
+#ifdef VIMOE_ADDRESS_SANITIZER
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  char* tail = static_cast<char*>(map) + size;
+  const size_t tail_size = (page - size % page) % page;
+  if (poison)
+    __asan_poison_memory_region(tail, tail_size);
+  else
+    __asan_unpoison_memory_region(tail, tail_size);
+#else
+  (void)map, (void)size, (void)poison;
+#endif
 }
 
 // Closes the descriptor on every path out of a function.
@@ -153,7 +182,11 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   VIMOE_CHECK(map != MAP_FAILED, path, ": mmap failed: ", errno_text());
   SafetensorsFile f;
   f.path_ = path;
-  f.mapping_ = Storage::wrap(map, size, Device::cpu(), [size](void* p) { ::munmap(p, size); });
+  poison_mapping_tail(map, size, true);
+  f.mapping_ = Storage::wrap(map, size, Device::cpu(), [size](void* p) {
+    poison_mapping_tail(p, size, false);  // the address range may be mapped again
+    ::munmap(p, size);
+  });
 
   const unsigned char* bytes = static_cast<const unsigned char*>(map);
   uint64_t header_len = 0;
