@@ -4,6 +4,7 @@
 //   e2e      training-step and inference throughput and peak memory of ViT-S/14 and ViMoE
 //            on synthetic data (bench/run_e2e.sh runs it beside the PyTorch peer);
 //   loader   images/s the data loader delivers on its own from an image folder.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <thread>
