@@ -1,6 +1,7 @@
 #include "data/transforms.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -114,11 +115,20 @@ FloatImage to_float(const Image& img) {
                   static_cast<int64_t>(img.pixels.size()) == img.height * img.width * img.channels,
               "to_float: invalid image ", img.height, "x", img.width, "x", img.channels, " with ",
               img.pixels.size(), " bytes");
+  // value / 255 through a table: the same floats as the division, without a division per
+  // value (which made this step cost most of a decode).
+  static const std::array<float, 256> kScaled = [] {
+    std::array<float, 256> t{};
+    for (int v = 0; v < 256; ++v) t[v] = static_cast<float>(v) / 255.0f;
+    return t;
+  }();
   FloatImage out(img.channels, img.height, img.width);
-  const int64_t hw = img.height * img.width;
-  for (int64_t p = 0; p < hw; ++p)
-    for (int64_t c = 0; c < img.channels; ++c)
-      out.values[c * hw + p] = static_cast<float>(img.pixels[p * img.channels + c]) / 255.0f;
+  const int64_t hw = img.height * img.width, C = img.channels;
+  const uint8_t* px = img.pixels.data();
+  for (int64_t c = 0; c < C; ++c) {
+    float* plane = out.values.data() + c * hw;
+    for (int64_t p = 0; p < hw; ++p) plane[p] = kScaled[px[p * C + c]];
+  }
   return out;
 }
 
