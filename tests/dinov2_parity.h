@@ -32,12 +32,14 @@ enum class Precision { F32, BF16Autocast };
 
 // Runs every input of io.safetensors through our model on `device` (f32 weights; under
 // BF16Autocast the forward runs in an AutocastGuard); returns the worst figures.
-inline Parity run_fixture(const fs::path& dir, Device device, Precision precision) {
+// `weights` names the checkpoint inside dir (config.json beside it applies to either layout).
+inline Parity run_fixture(const fs::path& dir, Device device, Precision precision,
+                          const std::string& weights = "model.safetensors") {
   const bool mixed = precision == Precision::BF16Autocast;
   const char* label = mixed ? "bf16-autocast" : "f32";
-  ViTConfig cfg = models::dinov2_config((dir / "model.safetensors").string());
+  ViTConfig cfg = models::dinov2_config((dir / weights).string());
   models::VisionTransformer model(cfg);
-  const models::ImportReport report = models::load_dinov2(model, (dir / "model.safetensors").string());
+  const models::ImportReport report = models::load_dinov2(model, (dir / weights).string());
   EXPECT_TRUE(report.missing.empty()) << report.missing.size() << " parameters missing";
   model.to(device);
   model.eval();
@@ -62,7 +64,15 @@ inline Parity run_fixture(const fs::path& dir, Device device, Precision precisio
   return worst;
 }
 
-inline fs::path tiny_fixture() { return fs::path(VIMOE_SOURCE_DIR) / "tests" / "fixtures" / "dinov2_tiny"; }
+// The full ViT-S/14 fixture under $VIMOE_DINOV2_FIXTURES (make_dinov2_fixture.py --full --out):
+// transformers' when there is one, else the plain-PyTorch reference's; empty when neither.
+inline fs::path full_fixture() {
+  const char* dir = std::getenv("VIMOE_DINOV2_FIXTURES");
+  if (!dir) return {};
+  for (const char* name : {"dinov2_vits14", "dinov2_vits14_torch"})
+    if (fs::exists(fs::path(dir) / name / "io.safetensors")) return fs::path(dir) / name;
+  return {};
+}
 
 }  // namespace vimoe::testing
 
