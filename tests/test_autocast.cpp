@@ -2,8 +2,7 @@
 // backward runs without autocast, and that a whole ViMoE under autocast stays close to f32.
 #include <gtest/gtest.h>
 
-#include "models/vit.h"
-#include "tests/test_util.h"
+#include "tests/tiny_vimoe.h"
 
 using namespace vimoe;
 using vimoe::testing::all_close;
@@ -131,57 +130,11 @@ TEST(Autocast, TinyViMoEStaysCloseToF32) {
   using namespace vimoe::models;
   for (const RoutingLevel level : {RoutingLevel::Image, RoutingLevel::Token}) {
     SCOPED_TRACE(level == RoutingLevel::Image ? "image-level" : "token-level");
-    ViTConfig v;
-    v.image_size = 16;
-    v.patch_size = 4;
-    v.in_channels = 3;
-    v.width = 32;
-    v.depth = 2;
-    v.heads = 2;
-    v.mlp_hidden = 64;
-    v.pos_grid = 4;
-    v.num_classes = 7;
-    v.layer_scale_init = 0.5;
-    MoEConfig m;
-    m.experts = 4;
-    m.top_k = level == RoutingLevel::Token ? 2 : 1;
-    m.shared_expert = true;
-    m.routing = level;
-    m.aux_alpha = 0.01;
-    m.blocks = {1};
+    const auto [v, m] = vimoe::testing::tiny_vimoe(level);
     VisionTransformer model(v, m);
     model.init_weights(21);
-    const Tensor images = uniform({6, 3, 16, 16}, 22);
-    const Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 3, 4, 5}, {6});
-
-    auto run = [&](bool mixed) {
-      model.zero_grad();
-      AutocastGuard autocast(DType::BF16, mixed);
-      const auto out = model.forward(images);
-      (cross_entropy(out.logits, labels) + out.aux_loss).backward();
-      std::vector<Tensor> grads;
-      for (const auto& [name, p] : model.named_parameters())
-        grads.push_back(p.grad().defined() ? p.grad().clone() : Tensor());
-      return std::make_pair(out, grads);
-    };
-    const auto [ref, ref_grads] = run(false);
-    const auto [mix, mix_grads] = run(true);
-    EXPECT_EQ(mix.logits.dtype(), DType::BF16);
-    EXPECT_EQ(mix.aux_loss.dtype(), DType::F32);
-    EXPECT_GE(cosine(mix.logits, ref.logits), 0.999);
-    ASSERT_EQ(mix.routing.size(), 1u);
-    EXPECT_TRUE(all_close(mix.routing[0].expert_ids, ref.routing[0].expert_ids, 0, 0));
-    const auto names = model.named_parameters();
-    for (size_t i = 0; i < names.size(); ++i) {
-      SCOPED_TRACE(names[i].first);
-      ASSERT_EQ(mix_grads[i].defined(), ref_grads[i].defined());
-      if (!ref_grads[i].defined()) continue;  // a parameter this forward does not use
-      EXPECT_EQ(mix_grads[i].dtype(), DType::F32);
-      if (sum(abs(ref_grads[i])).item<double>() == 0) {  // an expert no row was routed to
-        EXPECT_EQ(sum(abs(mix_grads[i])).item<double>(), 0);
-        continue;
-      }
-      EXPECT_GE(cosine(mix_grads[i], ref_grads[i]), 0.99);
-    }
+    const vimoe::testing::Pass f32 = vimoe::testing::run_pass(model, Device::cpu(), false);
+    const vimoe::testing::Pass mixed = vimoe::testing::run_pass(model, Device::cpu(), true);
+    vimoe::testing::expect_tracks_f32(mixed, f32);
   }
 }
