@@ -375,9 +375,22 @@ int Trainer::run() {
   metrics_.open(fs::path(cfg_.out) / "metrics.jsonl", std::ios::app);
   VIMOE_CHECK(metrics_.good(), "cannot write ", (fs::path(cfg_.out) / "metrics.jsonl").string());
   std::ofstream(fs::path(cfg_.out) / "config.json") << to_json(cfg_).dump(2) << "\n";
-  std::fprintf(stderr, "vimoe-train: %s, %lld parameters, %s on %s; %lld steps of %lld images\n",
-               cfg_.model.c_str(), static_cast<long long>(model_->num_parameters()), cfg_.dataset.c_str(),
-               device_.str().c_str(), static_cast<long long>(total_steps_),
+  const models::ViTConfig& v = model_->vit;
+  const models::MoEConfig& m = model_->moe;
+  std::string moe = "dense";
+  if (m.experts > 0) {
+    moe = std::to_string(m.experts) + " experts (top-" + std::to_string(m.top_k) + ", " +
+          (m.routing == models::RoutingLevel::Image ? "image" : "token") + " routing" +
+          (m.shared_expert ? ", shared" : "") + ") in " + std::to_string(m.blocks.size()) + " blocks";
+  }
+  std::fprintf(stderr,
+               "vimoe-train: %s: width %lld, depth %lld, %lld heads, %lldx%lld images in %lld-pixel patches, %s; "
+               "%lld parameters; %s on %s (%s); %lld steps of %lld images\n",
+               cfg_.model.c_str(), static_cast<long long>(v.width), static_cast<long long>(v.depth),
+               static_cast<long long>(v.heads), static_cast<long long>(v.image_size),
+               static_cast<long long>(v.image_size), static_cast<long long>(v.patch_size), moe.c_str(),
+               static_cast<long long>(model_->num_parameters()), cfg_.dataset.c_str(), device_.str().c_str(),
+               autocast_ ? "bf16 autocast" : "f32", static_cast<long long>(total_steps_),
                static_cast<long long>(cfg_.batch_size * cfg_.accum_steps));
   install_interrupt_handler();
   model_->train();
