@@ -16,6 +16,7 @@
 #include "apps/common/kernel_bench.h"
 #include "apps/common/loader_bench.h"
 #include "apps/common/trainer.h"
+#include "engine/cpu/host_allocator.h"
 #include "engine/cuda/runtime.h"
 
 namespace {
@@ -83,6 +84,7 @@ int run_loader(vimoe::app::LoaderBenchOptions opts, const std::string& json_path
 }  // namespace
 
 int main(int argc, char** argv) {
+  vimoe::cpu::tune_host_allocator();
   CLI::App app{"vimoe-bench: kernel, end-to-end and data loader performance"};
   app.require_subcommand(1);
   std::string device = "auto", json_path;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "apps/common/report.h"
+#include "engine/cpu/host_allocator.h"
 
 namespace {
 
@@ -55,6 +56,7 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) {
+  vimoe::cpu::tune_host_allocator();
   CLI::App app{"vimoe-eval: evaluate checkpoints and count model sizes"};
   app.require_subcommand(1);
 

@@ -2,8 +2,10 @@
 #include <cstdio>
 
 #include "apps/common/trainer.h"
+#include "engine/cpu/host_allocator.h"
 
 int main(int argc, char** argv) {
+  vimoe::cpu::tune_host_allocator();
   CLI::App app{"vimoe-train: train a Vision Transformer or Vision Mixture-of-Experts"};
   vimoe::app::RunConfig cfg;
   vimoe::app::add_options(app, cfg);

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cpu/host_allocator.h"
 #include "engine/cpu/parallel.h"
 #include "engine/engine.h"
 #include "engine/optim/adamw.h"
@@ -107,6 +108,7 @@ struct StepTimes {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vimoe::cpu::tune_host_allocator();
   const Args args = parse(argc, argv);
   if (args.threads > 0) cpu::set_num_threads(args.threads);
   // The timed steps run unprofiled whatever VIMOE_PROFILE says; --profile-steps adds some.
