@@ -37,6 +37,11 @@ app::RunConfig small_run(const std::string& out, int64_t steps) {
   return c;
 }
 
+app::RunConfig with_precision(app::RunConfig c, const std::string& precision) {
+  c.precision = precision;
+  return c;
+}
+
 std::map<std::string, Tensor> model_tensors(const std::string& checkpoint) {
   const io::SafetensorsFile f = io::SafetensorsFile::open(checkpoint);
   std::map<std::string, Tensor> out;
@@ -46,31 +51,36 @@ std::map<std::string, Tensor> model_tensors(const std::string& checkpoint) {
 
 }  // namespace
 
+// k steps, a checkpoint, k more after resuming: bit-identical to 2k straight steps, in f32 and
+// under bf16 autocast.
 TEST(Train, ResumingContinuesExactly) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "needs Debian's dataset-fashion-mnist";
-  const fs::path dir = fs::temp_directory_path() / ("vimoe_resume_" + std::to_string(::getpid()));
-  const int64_t k = 6;
-  {
-    app::Trainer straight(small_run((dir / "straight").string(), 2 * k));
-    ASSERT_EQ(straight.run(), 0);
+  for (const std::string precision : {"f32", "bf16"}) {
+    SCOPED_TRACE(precision);
+    const fs::path dir = fs::temp_directory_path() / ("vimoe_resume_" + precision + "_" + std::to_string(::getpid()));
+    const int64_t k = 6;
+    {
+      app::Trainer straight(with_precision(small_run((dir / "straight").string(), 2 * k), precision));
+      ASSERT_EQ(straight.run(), 0);
+    }
+    {
+      app::Trainer first(with_precision(small_run((dir / "split").string(), k), precision));
+      ASSERT_EQ(first.run(), 0);
+    }
+    {
+      app::RunConfig c = with_precision(small_run((dir / "split").string(), 2 * k), precision);
+      c.resume = (dir / "split" / "last.safetensors").string();
+      app::Trainer second(c);
+      EXPECT_EQ(second.step(), k);
+      ASSERT_EQ(second.run(), 0);
+    }
+    const auto a = model_tensors((dir / "straight" / "final.safetensors").string());
+    const auto b = model_tensors((dir / "split" / "final.safetensors").string());
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, t] : a)
+      EXPECT_TRUE(vimoe::testing::all_close(b.at(name), t, 0, 0)) << name << " differs after resuming";
+    fs::remove_all(dir);
   }
-  {
-    app::Trainer first(small_run((dir / "split").string(), k));
-    ASSERT_EQ(first.run(), 0);
-  }
-  {
-    app::RunConfig c = small_run((dir / "split").string(), 2 * k);
-    c.resume = (dir / "split" / "last.safetensors").string();
-    app::Trainer second(c);
-    EXPECT_EQ(second.step(), k);
-    ASSERT_EQ(second.run(), 0);
-  }
-  const auto a = model_tensors((dir / "straight" / "final.safetensors").string());
-  const auto b = model_tensors((dir / "split" / "final.safetensors").string());
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [name, t] : a)
-    EXPECT_TRUE(vimoe::testing::all_close(b.at(name), t, 0, 0)) << name << " differs after resuming";
-  fs::remove_all(dir);
 }
 
 // The same short run in f32 and under bf16 autocast: both learn, their loss curves stay
