@@ -35,8 +35,8 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
   if (out.empty()) out = (fs::path(checkpoint).parent_path() / "eval").string();
   const vimoe::app::EvalResult r = vimoe::app::evaluate(
       *run.model, loader, device, true, vimoe::app::autocast_type(run.config.precision, device));
-  nlohmann::json summary = vimoe::app::write_eval_report(r, data.val->class_names(),
-                                                         run.config.moe_config(run.model->vit.depth), out);
+  nlohmann::json summary =
+      vimoe::app::write_eval_report(r, data.val->class_names(), run.model->vit, run.model->moe, out);
   const fs::path metrics = fs::path(checkpoint).parent_path() / "metrics.jsonl";
   if (fs::exists(metrics))
     for (const std::string& f : vimoe::app::write_curves(metrics.string(), out)) summary["files"].push_back(f);
@@ -45,6 +45,10 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
   for (size_t c = 0; c < r.class_total.size(); ++c)
     std::printf("  %-14s %6.2f%%\n", data.val->class_names()[c].c_str(),
                 r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0);
+  const nlohmann::json& size = summary["model"];
+  std::printf("model: %.2fM parameters, %.2fM active per image, %.3fG multiply-adds per image\n",
+              size["total_params"].get<double>() / 1e6, size["active_params"].get<double>() / 1e6,
+              size["macs"].get<double>() / 1e9);
   if (summary.contains("routing_degree"))
     std::printf("routing degree C(N,k)^L = %.0f; distinct expert paths taken by the images: %lld\n",
                 summary["routing_degree"].get<double>(), static_cast<long long>(summary["distinct_paths_used"]));

@@ -175,9 +175,16 @@ TEST(Report, WritesTablesHeatmapsAndCurves) {
   r.moe_blocks = {3};
   r.routing_counts = {{{3, 0}, {1, 2}}};  // class 0 all to expert 0; class 1 split 1:2
   r.distinct_paths = 2;
+  models::ViTConfig vit = models::preset("vit_tiny");
+  vit.num_classes = 2;
   models::MoEConfig moe;
   moe.experts = 2;
-  const nlohmann::json s = app::write_eval_report(r, {"cat", "dog"}, moe, dir.string());
+  moe.blocks = {3};
+  const nlohmann::json s = app::write_eval_report(r, {"cat", "dog"}, vit, moe, dir.string());
+  const models::ModelSize size = models::model_size(vit, moe);
+  EXPECT_EQ(s["model"]["total_params"].get<int64_t>(), size.total_params);
+  EXPECT_EQ(s["model"]["macs"].get<int64_t>(), size.macs);
+  EXPECT_LT(s["model"]["active_params"].get<int64_t>(), size.total_params);  // one expert of two runs
   EXPECT_DOUBLE_EQ(s["per_class_top1"]["dog"].get<double>(), 2.0 / 3);
   EXPECT_DOUBLE_EQ(s["routing_degree"].get<double>(), 2.0);
   const std::vector<double> load = s["moe_layers"][0]["load"];

@@ -30,9 +30,13 @@ LoadedRun load_run(const std::string& checkpoint, Device device) {
 }
 
 nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& classes,
-                                 const models::MoEConfig& moe, const std::string& out_dir) {
+                                 const models::ViTConfig& vit, const models::MoEConfig& moe,
+                                 const std::string& out_dir) {
   fs::create_directories(out_dir);
   nlohmann::json summary = {{"images", r.images}, {"loss", r.loss}, {"top1", r.top1}, {"top5", r.top5}};
+  const models::ModelSize size = models::model_size(vit, moe);
+  summary["model"] = {{"total_params", size.total_params}, {"active_params", size.active_params},
+                      {"macs", size.macs}};
   std::vector<std::string> files;
   auto path = [&](const std::string& name) {
     files.push_back(name);

@@ -19,9 +19,11 @@ LoadedRun load_run(const std::string& checkpoint, Device device);
 
 // Writes per_class.csv, and for each MoE layer routing_block<i>.{csv,png} (class x expert
 // fractions, rows ordered by their dominant expert) and expert_load_block<i>.{csv,png}.
-// Returns the summary (accuracies, routing degree, files written).
+// Returns the summary (accuracies, routing degree, the model's parameter and multiply-add
+// counts as in `vimoe-eval params`, files written), also written to summary.json.
 nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& class_names,
-                                 const models::MoEConfig& moe, const std::string& out_dir);
+                                 const models::ViTConfig& vit, const models::MoEConfig& moe,
+                                 const std::string& out_dir);
 
 // loss_curve.png / accuracy_curve.png and curves.csv from a run's metrics.jsonl; returns the
 // files written (none when the file has no records).
