@@ -146,6 +146,20 @@ std::optional<DType> autocast_type(const std::string& precision, Device device) 
 
 // ---- model and optimiser ---------------------------------------------------------------
 
+namespace {
+
+// "a, b, c", or the first eight and a count; "none" for an empty list.
+std::string name_list(const std::vector<std::string>& names) {
+  if (names.empty()) return "none";
+  std::string s;
+  const size_t shown = std::min<size_t>(names.size(), 8);
+  for (size_t i = 0; i < shown; ++i) s += (i ? ", " : "") + names[i];
+  if (shown < names.size()) s += " and " + std::to_string(names.size() - shown) + " more";
+  return s;
+}
+
+}  // namespace
+
 std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int64_t num_classes,
                                                        int64_t channels) {
   models::ViTConfig v = cfg.vit_config(num_classes, channels);
@@ -166,8 +180,9 @@ std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int
   model->init_weights(cfg.seed);
   if (cfg.init != "scratch") {
     const models::ImportReport r = models::load_dinov2(*model, cfg.init);
-    std::fprintf(stderr, "loaded %zu tensors from %s; new: %zu (router and head), ignored: %zu\n",
-                 r.loaded.size(), cfg.init.c_str(), r.missing.size(), r.unexpected.size());
+    std::fprintf(stderr, "loaded %zu tensors from %s\n  not in the checkpoint (kept as initialised): %s\n"
+                 "  in the checkpoint but unused: %s\n",
+                 r.loaded.size(), cfg.init.c_str(), name_list(r.missing).c_str(), name_list(r.unexpected).c_str());
   }
   return model;
 }
