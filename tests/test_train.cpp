@@ -117,6 +117,29 @@ TEST(Train, Bf16AutocastTracksF32AndKeepsF32MasterWeights) {
   fs::remove_all(dir);
 }
 
+// Every config the project ships parses (an unknown key is an error) and describes a valid
+// model; the model itself is built for the ones that need no downloaded weights.
+TEST(Train, ShippedConfigsParseAndBuild) {
+  int seen = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(VIMOE_SOURCE_DIR) / "configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    SCOPED_TRACE(entry.path().filename().string());
+    ++seen;
+    app::RunConfig c;
+    CLI::App cli;
+    cli.allow_config_extras(false);
+    app::add_options(cli, c);
+    const std::string path = entry.path().string();
+    const char* argv[] = {"vimoe-train", "--config", path.c_str()};
+    ASSERT_NO_THROW(cli.parse(3, argv));
+    const models::ViTConfig v = c.vit_config(10, 3);
+    const models::MoEConfig m = c.moe_config(v.depth);
+    EXPECT_GT(models::model_size(v, m).total_params, 0);
+    if (c.init == "scratch") EXPECT_NO_THROW(app::build_model(c, 10, 3));
+  }
+  EXPECT_GE(seen, 3);
+}
+
 TEST(Train, PrecisionPicksTheAutocastType) {
   EXPECT_EQ(app::autocast_type("auto", Device::cpu()), std::nullopt);
   EXPECT_EQ(app::autocast_type("auto", Device::cuda()), DType::BF16);
