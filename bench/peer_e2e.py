@@ -27,46 +27,15 @@ import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import Mlp
+
+from peer_moe import MoEFFN
 
 TIMM_NAMES = {
     "vit_s14": "vit_small_patch14_dinov2",
     "vit_b14": "vit_base_patch14_dinov2",
     "vit_l14": "vit_large_patch14_dinov2",
 }
-EXPERTS, MOE_LAST, AUX_ALPHA = 8, 2, 0.01
-
-
-class MoEFFN(nn.Module):
-    """N expert FFNs routed top-1 per image on the CLS row, plus a dense shared expert."""
-
-    def __init__(self, dim, hidden, experts):
-        super().__init__()
-        self.experts = experts
-        self.router = nn.Linear(dim, experts)
-        self.fc1_weight = nn.Parameter(torch.empty(experts, hidden, dim))
-        self.fc1_bias = nn.Parameter(torch.zeros(experts, hidden))
-        self.fc2_weight = nn.Parameter(torch.empty(experts, dim, hidden))
-        self.fc2_bias = nn.Parameter(torch.zeros(experts, dim))
-        nn.init.trunc_normal_(self.fc1_weight, std=0.02)
-        nn.init.trunc_normal_(self.fc2_weight, std=0.02)
-        self.shared = Mlp(dim, hidden)  # exact-erf GELU, as timm's ViT FFN
-
-    def forward(self, h):  # [B, T, D] -> ([B, T, D], aux loss)
-        probs = self.router(h[:, 0]).float().softmax(-1)  # [B, N], f32 like the engine's
-        gate, ids = probs.max(-1)
-        frac = F.one_hot(ids, self.experts).float().mean(0)
-        aux = AUX_ALPHA * self.experts * (frac * probs.mean(0)).sum()
-        # The usual eager dispatch: images sorted by expert, one FFN per expert's slice
-        # (the slice sizes come to the host), then back to batch order.
-        order = torch.argsort(ids, stable=True)
-        counts = torch.bincount(ids, minlength=self.experts).tolist()
-        outs = []
-        for e, x in enumerate(h[order].split(counts)):
-            x = F.gelu(F.linear(x, self.fc1_weight[e], self.fc1_bias[e]))
-            outs.append(F.linear(x, self.fc2_weight[e], self.fc2_bias[e]))
-        routed = torch.cat(outs)[torch.argsort(order)]
-        return routed * gate[:, None, None] + self.shared(h), aux
+EXPERTS, MOE_LAST = 8, 2
 
 
 class Classifier(nn.Module):
