@@ -3,7 +3,8 @@
 // This matches torch.nn.functional.interpolate(mode="bicubic", align_corners=False,
 // antialias=False) called with the target size (the Hugging Face transformers method):
 // Keys' cubic convolution with A = -0.75, source index (dst + 0.5) * in / out - 0.5, taps
-// clamped at the border.
+// clamped at the border. (The original DINOv2 repository passes a scale factor with a 0.1
+// offset instead; checkpoints in its key layout are resampled the Hugging Face way too.)
 #pragma once
 #include "engine/tensor.h"
 

@@ -90,11 +90,12 @@ MoEFFN::Output MoEFFN::forward(const Tensor& h) const {
   const bool image_level = config.routing == RoutingLevel::Image;
   // Image-level routing decides on the CLS token and moves whole images; token-level
   // routing decides and moves each token on its own.
-  // Under autocast the experts run in the half type: cast once here, so that dispatch moves
-  // half-width rows and the router and shared expert reuse the cast.
+  // Under autocast the experts run in the half type: cast before dispatch, so that it moves
+  // half-width rows. The router and the shared expert read h and cast in their own linear
+  // layers, so the three gradients meet at h in f32 rather than in a half-precision sum.
   const Tensor hx = autocast::lower(h);
   const Tensor rows = image_level ? hx : hx.reshape({B * T, D});
-  const Tensor router_in = image_level ? hx.select(1, 0) : rows;
+  const Tensor router_in = image_level ? h.select(1, 0) : h.reshape({B * T, D});
   Output out;
   out.routing = route_topk(router->forward(router_in), config.top_k,
                            /*renormalize=*/config.top_k > 1, config.aux_alpha);
@@ -102,7 +103,7 @@ MoEFFN::Output MoEFFN::forward(const Tensor& h) const {
   const Tensor hidden = gelu(grouped_linear(dispatch_rows(rows, plan), fc1_weight, fc1_bias, plan));
   const Tensor expert_out = grouped_linear(hidden, fc2_weight, fc2_bias, plan);
   Tensor y = combine_rows(expert_out, out.routing.gates, plan).reshape({B, T, D});
-  if (shared) y = y + shared->forward(hx);
+  if (shared) y = y + shared->forward(h);
   out.y = y;
   return out;
 }

@@ -91,6 +91,9 @@ TEST(AdamW, RejectsBadParametersAndState) {
   EXPECT_VIMOE_ERROR(optim::AdamW({{{i}}}, {}), "AdamW", "f32 or f64", "bf16");
   EXPECT_VIMOE_ERROR(optim::AdamW({{{Tensor::zeros({2})}}}, {}), "AdamW", "requires grad");
   Tensor p = param({1, 2});
+  Tensor q = param({3, 4});
+  EXPECT_VIMOE_ERROR(optim::AdamW({{{p, q}}, {{q}}}, {}), "AdamW", "parameter 0 of group 1",
+                     "parameter 1 of group 0", "once");
   optim::AdamW opt({{{p}}}, {});
   auto st = opt.state_dict();
   st["exp_avg.0.0"] = Tensor::zeros({3}, DType::F64);

@@ -135,7 +135,9 @@ TEST(Train, ShippedConfigsParseAndBuild) {
     const models::ViTConfig v = c.vit_config(10, 3);
     const models::MoEConfig m = c.moe_config(v.depth);
     EXPECT_GT(models::model_size(v, m).total_params, 0);
-    if (c.init == "scratch") EXPECT_NO_THROW(app::build_model(c, 10, 3));
+    if (c.init == "scratch") {
+      EXPECT_NO_THROW(app::build_model(c, 10, 3));
+    }
   }
   EXPECT_GE(seen, 3);
 }

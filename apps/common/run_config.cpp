@@ -124,6 +124,8 @@ RunConfig from_json(const nlohmann::json& j) {
 #define X(f) if (j.contains(#f)) j.at(#f).get_to(c.f);
     VIMOE_RUN_FIELDS(X)
 #undef X
+    // Runs stored before --precision existed trained in f32: evaluate them so.
+    if (!j.contains("precision")) c.precision = "f32";
   } catch (const nlohmann::json::exception& e) {
     VIMOE_FAIL("run configuration: ", e.what());
   }

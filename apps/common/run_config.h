@@ -70,7 +70,8 @@ struct RunConfig {
 void add_options(CLI::App& app, RunConfig& cfg);
 
 nlohmann::json to_json(const RunConfig& cfg);
-RunConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults
+RunConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults, but a missing
+                                               // precision means f32 (runs from before it existed)
 
 // The resolved model shape, stored in checkpoints so a model can be rebuilt without the
 // files it was first made from.

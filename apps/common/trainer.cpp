@@ -73,7 +73,11 @@ Datasets open_datasets(const RunConfig& cfg) {
     d.train = train;
     d.val = val;
     d.channels = 3;
-    d.native_size = train->native_size() == val->native_size() ? train->native_size() : 0;
+    // Small square images of one size (CIFAR as a folder) are kept at their size with the
+    // small-image augmentation; larger ones, even pre-resized, get the ImageNet-style crops.
+    constexpr int64_t kSmallImage = 64;
+    const int64_t side = train->native_size();
+    d.native_size = side == val->native_size() && side <= kSmallImage ? side : 0;
   } else {
     VIMOE_FAIL("unknown --dataset \"", cfg.dataset, "\" (expected fashion-mnist, mnist, cifar10, cifar100 or folder)");
   }

@@ -13,8 +13,12 @@
 namespace vimoe::cpu {
 
 // With glibc: blocks up to 32 MB come from the heap, and up to 256 MB of free heap stay
-// mapped. Values the user set through glibc's MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_
-// environment variables are left alone. Elsewhere it does nothing. Returns whether it applied.
+// mapped. Nothing changes when the user tuned malloc through the environment (user_tuned()),
+// or without glibc. Returns whether it applied.
 bool tune_host_allocator();
+
+// Whether MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or a glibc.malloc.* entry of
+// GLIBC_TUNABLES is set.
+bool user_tuned();
 
 }  // namespace vimoe::cpu

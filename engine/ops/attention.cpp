@@ -111,21 +111,25 @@ AttentionOutput attention_with_lse(const Tensor& q_arg, const Tensor& k_arg, con
 }
 
 Tensor attention(const Tensor& q_arg, const Tensor& k_arg, const Tensor& v_arg, double scale) {
+  // Cast once here; attention_with_lse's own autocast step then finds nothing to do.
+  const Tensor q = autocast::lower(q_arg), k = autocast::lower(k_arg), v = autocast::lower(v_arg);
 #ifdef VIMOE_WITH_CUDA
-  const Tensor q = autocast::lower(q_arg);
   if (q.defined() && q.is_cuda() && q.dim() == 4 &&
       (!kernels::attention_head_dim_supported(q.size(3)) ||
        (q.dtype() != DType::F32 && q.dtype() != DType::BF16)))
-    return attention_composed(q, autocast::lower(k_arg), autocast::lower(v_arg), scale);
+    return attention_composed(q, k, v, scale);
 #endif
-  return attention_with_lse(q_arg, k_arg, v_arg, scale).out;
+  return attention_with_lse(q, k, v, scale).out;
 }
 
 Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
   VIMOE_PROFILE_SCOPE("attention_composed");
   check_shapes(q, k, v, "attention");
   VIMOE_CHECK(std::isfinite(scale), "attention: scale must be finite, found ", scale);
-  const Tensor probs = softmax(matmul(q, k.transpose(-1, -2)) * scale, -1);
+  // Half-precision scores are scaled and normalised in f32 (one rounding, the GEMM's).
+  Tensor scores = matmul(q, k.transpose(-1, -2));
+  if (scores.dtype() == DType::BF16 || scores.dtype() == DType::F16) scores = scores.to(DType::F32);
+  const Tensor probs = softmax(scores * scale, -1);
   return matmul(probs.to(v.dtype()), v);
 }
 

@@ -1,6 +1,7 @@
 #include "engine/optim/adamw.h"
 
 #include <cmath>
+#include <map>
 
 #include "engine/autograd.h"
 #include "engine/cpu/adamw.h"
@@ -20,6 +21,9 @@ AdamW::AdamW(std::vector<ParamGroup> groups, Options options)
                   options_.beta1 < 1 && options_.beta2 >= 0 && options_.beta2 < 1,
               "AdamW: invalid options (lr ", options_.lr, ", betas ", options_.beta1, ", ",
               options_.beta2, ", eps ", options_.eps, ")");
+  // A parameter listed twice would be updated twice per step (on CUDA by two blocks of one
+  // launch at once), as PyTorch also refuses.
+  std::map<const void*, std::pair<size_t, size_t>> seen;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     exp_avg_.emplace_back();
     exp_avg_sq_.emplace_back();
@@ -30,6 +34,11 @@ AdamW::AdamW(std::vector<ParamGroup> groups, Options options)
       VIMOE_CHECK((p.dtype() == DType::F32 || p.dtype() == DType::F64) && p.is_contiguous(),
                   "AdamW: parameter ", pi, " of group ", gi,
                   " must be contiguous f32 or f64 (master weights), found ", describe(p));
+      if (p.numel() > 0) {
+        const auto [it, fresh] = seen.emplace(p.data_ptr(), std::make_pair(gi, pi));
+        VIMOE_CHECK(fresh, "AdamW: parameter ", pi, " of group ", gi, " is parameter ", it->second.second,
+                    " of group ", it->second.first, " again; each parameter may appear once");
+      }
       const TensorOptions opts(p.dtype(), p.device());
       exp_avg_[gi].push_back(Tensor::zeros(p.shape(), opts));
       exp_avg_sq_[gi].push_back(Tensor::zeros(p.shape(), opts));
