@@ -1,5 +1,6 @@
 // Element types: sizes, names, promotion, and host-side bf16 / f16 value types.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -57,13 +58,32 @@ template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32
 template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
 template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::U8; };
 
-// Conversions through double so every pair of element types is covered by one template.
+// v narrowed to f32 by rounding to odd: toward zero, with the last bit set when bits were
+// lost. A second rounding of that f32 to nearest even at 8 or 11 bits (bf16, f16) then
+// equals one rounding of v itself (f32 keeps at least two bits more than either, also among
+// their subnormals), where going through a nearest-even f32 can round twice: v just above a
+// bf16 tie would land on the tie and then go to even. CUDA's __double2bfloat16 works the
+// same way, so both devices give the same bits.
+inline float round_to_odd_f32(double v) {
+  float f = static_cast<float>(v);
+  if (v != v || static_cast<double>(f) == v) return f;  // NaN, or exact (infinities too)
+  if ((v > 0 && static_cast<double>(f) > v) || (v < 0 && static_cast<double>(f) < v))
+    f = std::nextafter(f, 0.0f);  // rounded away from zero (to infinity too): step back
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u |= 1u;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Conversions through double so every pair of element types is covered by one template;
+// double to a half type rounds once (round_to_odd_f32).
 template <typename T> inline double to_double(T v) { return static_cast<double>(v); }
 template <> inline double to_double(bfloat16 v) { return static_cast<float>(v); }
 template <> inline double to_double(float16 v) { return static_cast<float>(v); }
 template <typename T> inline T from_double(double v) { return static_cast<T>(v); }
-template <> inline bfloat16 from_double(double v) { return bfloat16(static_cast<float>(v)); }
-template <> inline float16 from_double(double v) { return float16(static_cast<float>(v)); }
+template <> inline bfloat16 from_double(double v) { return bfloat16(round_to_odd_f32(v)); }
+template <> inline float16 from_double(double v) { return float16(round_to_odd_f32(v)); }
 
 // Exact for identical types (int64 survives), through double otherwise.
 template <typename D, typename S> inline D convert(S v) {

@@ -16,11 +16,13 @@ template <typename T> __host__ __device__ __forceinline__ double to_double(T v) 
 template <> __host__ __device__ __forceinline__ double to_double(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <> __host__ __device__ __forceinline__ double to_double(__half v) { return __half2float(v); }
 template <typename T> __host__ __device__ __forceinline__ T from_double(double v) { return static_cast<T>(v); }
+// One rounding from double (not through a nearest-even f32, which can round twice), as the
+// host's from_double in engine/dtype.h.
 template <> __host__ __device__ __forceinline__ __nv_bfloat16 from_double(double v) {
-  return __float2bfloat16_rn(static_cast<float>(v));
+  return __double2bfloat16(v);
 }
 template <> __host__ __device__ __forceinline__ __half from_double(double v) {
-  return __float2half_rn(static_cast<float>(v));
+  return __double2half(v);
 }
 
 // Arithmetic type for a storage type: half types compute in f32.

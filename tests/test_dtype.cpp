@@ -81,3 +81,37 @@ TEST(DType, Float16ConversionsAreExact) {
   EXPECT_EQ(static_cast<float>(float16(1.0f + 3 * std::ldexp(1.0f, -11))), 1.0f + std::ldexp(1.0f, -9));
   EXPECT_EQ(static_cast<float>(float16(0.1f)), 0.0999755859375f);
 }
+
+// Double to a half type rounds once: a double just above a tie of the half type, which a
+// nearest-even f32 would put exactly on the tie (and then round to even), goes up; exact ties
+// still go to even; the sign, infinities, the overflow threshold and tiny values behave.
+TEST(DType, DoubleToHalfTypesRoundsOnce) {
+  const double above_bf16_tie = 1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -30);
+  ASSERT_EQ(static_cast<double>(static_cast<float>(above_bf16_tie)), 1.0 + std::ldexp(1.0, -8))
+      << "the f32 rounding must land on the tie for this test to mean anything";
+  EXPECT_EQ(from_double<bfloat16>(above_bf16_tie).bits, 0x3F81);
+  EXPECT_EQ(from_double<bfloat16>(-above_bf16_tie).bits, 0xBF81);
+  EXPECT_EQ(from_double<bfloat16>(1.0 + std::ldexp(1.0, -8)).bits, 0x3F80) << "a tie goes to even";
+  EXPECT_EQ(from_double<bfloat16>(1.0 + 3 * std::ldexp(1.0, -8)).bits, 0x3F82) << "a tie goes to even";
+
+  const double above_f16_tie = 1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40);
+  ASSERT_EQ(static_cast<double>(static_cast<float>(above_f16_tie)), 1.0 + std::ldexp(1.0, -11));
+  EXPECT_EQ(from_double<float16>(above_f16_tie).bits, 0x3C01);
+  EXPECT_EQ(from_double<float16>(1.0 + std::ldexp(1.0, -11)).bits, 0x3C00);
+
+  // Overflow: above bf16's largest finite value plus half an ulp, infinity; f32's own
+  // overflow and infinities stay infinities; NaN stays NaN.
+  EXPECT_EQ(from_double<bfloat16>(3.4e38).bits, 0x7F80);
+  EXPECT_EQ(from_double<bfloat16>(1e300).bits, 0x7F80);
+  EXPECT_EQ(from_double<bfloat16>(-std::numeric_limits<double>::infinity()).bits, 0xFF80);
+  EXPECT_TRUE(std::isnan(static_cast<float>(from_double<bfloat16>(std::nan("")))));
+  EXPECT_EQ(from_double<float16>(65520.0 - 1e-9).bits, 0x7BFF) << "just below f16's overflow threshold";
+  EXPECT_EQ(from_double<float16>(65520.0).bits, 0x7C00);
+  // Below half of the smallest subnormal: zero; just above it: the smallest subnormal.
+  EXPECT_EQ(from_double<bfloat16>(1e-300).bits, 0x0000);
+  EXPECT_EQ(from_double<float16>(std::ldexp(1.0, -25) * (1 + 1e-12)).bits, 0x0001);
+  EXPECT_EQ(from_double<float16>(std::ldexp(1.0, -25)).bits, 0x0000) << "a tie goes to even";
+  // Values a float holds exactly convert as before.
+  for (float f : {0.0f, -0.0f, 1.0f, 0.3f, -2.75f, 1e-20f, 6.5e4f})
+    EXPECT_EQ(from_double<bfloat16>(static_cast<double>(f)).bits, bfloat16(f).bits) << f;
+}
