@@ -49,6 +49,17 @@ inline unsigned int grid_for(int64_t n, int block) {
   return static_cast<unsigned int>(blocks < 65535 * 32 ? blocks : 65535 * 32);
 }
 
+// A grid-stride loop's first element and step, in the index type the launcher chose (32-bit
+// where every offset fits, which keeps the per-element arithmetic in 32-bit registers).
+template <typename Index>
+__device__ __forceinline__ Index first_index() {
+  return static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+template <typename Index>
+__device__ __forceinline__ Index grid_stride() {
+  return static_cast<Index>(gridDim.x) * blockDim.x;
+}
+
 }  // namespace vimoe::kernels
 
 #define VIMOE_KERNEL_CASE(enumval, type, ...) \

@@ -1,4 +1,5 @@
 #include <cstdint>
+#include <utility>
 
 #include "kernels/dispatch.cuh"
 #include "kernels/elementwise.h"
@@ -56,21 +57,41 @@ struct WhereFn {
   __device__ __forceinline__ T operator()(uint8_t c, T a, T b) const { return c != 0 ? a : b; }
 };
 
-// ---- the two map kernels behind every op ----------------------------------------------
+// ---- the map kernels behind every op ---------------------------------------------------
+//
+// The launcher collapses the inputs' layouts together (kernels/strided.h) and picks one of
+// three kernels:
+//   - dense: every input contiguous or a broadcast scalar after collapsing (one dimension),
+//     all 16-byte aligned: N elements per load and store, no index arithmetic beyond i;
+//   - vector rows: every input's innermost collapsed dimension contiguous or broadcast
+//     (a bias over rows, a narrowed or sliced tensor, a row-broadcast operand), rows a whole
+//     number of aligned N-element vectors: one index computation per N elements;
+//   - strided: anything else, one index computation per element.
+// Index computations run through StridedIndexer: one multiply-high division per collapsed
+// dimension, shared by all inputs, in 32-bit arithmetic when everything fits.
 
 // An input as the launcher receives it: storage base pointer plus layout.
 template <typename T>
 struct Operand {
   const T* base;
   StridedLayout layout;
+  const T* start() const { return base + layout.offset; }
 };
 
-// Any views: each input element is located through its layout (divisions per dimension).
-template <typename F, typename Out, typename... T>
-__global__ void map_strided_kernel(F f, Out* __restrict__ out, int64_t n, Operand<T>... in) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = f(in.base[strided_offset(in.layout, i)]...);
+// f(in_k[o_k]...): the inputs at their offsets (a __global__ template may have one pack
+// only, so the index sequence lives here).
+template <typename F, typename Offsets, size_t... I, typename... T>
+__device__ __forceinline__ auto apply_at(const F& f, const Offsets& o, std::index_sequence<I...>,
+                                         const T*... in) {
+  return f(in[o.v[I]]...);
+}
+
+// Any views: out[i] = f(in_k[offset_k(i)]...) with the inputs' collapsed offsets.
+template <typename Index, typename F, typename Out, typename... T>
+__global__ void map_strided_kernel(F f, Out* __restrict__ out, Index n,
+                                   StridedIndexer<Index, sizeof...(T)> ix, const T*... in) {
+  for (Index i = first_index<Index>(); i < n; i += grid_stride<Index>())
+    out[i] = apply_at(f, ix.offsets(i), std::index_sequence_for<T...>{}, in...);
 }
 
 // An input of the dense path: a pointer to its first element, and whether it is a
@@ -88,19 +109,21 @@ struct alignas(sizeof(T) * N) Vec {
 };
 
 template <int N, typename T>
-__device__ __forceinline__ Vec<T, N> load_vec(const DenseOperand<T>& in, int64_t v) {
-  if (in.scalar) {
-    Vec<T, N> r;
-    const T s = *in.p;
+__device__ __forceinline__ Vec<T, N> splat(T s) {
+  Vec<T, N> r;
 #pragma unroll
-    for (int k = 0; k < N; ++k) r.v[k] = s;
-    return r;
-  }
+  for (int k = 0; k < N; ++k) r.v[k] = s;
+  return r;
+}
+
+template <int N, typename T>
+__device__ __forceinline__ Vec<T, N> load_vec(const DenseOperand<T>& in, int64_t v) {
+  if (in.scalar) return splat<N>(*in.p);
   return reinterpret_cast<const Vec<T, N>*>(in.p)[v];
 }
 
-template <int N, typename F, typename Out, typename... T>
-__device__ __forceinline__ void apply_vec(const F& f, Out* __restrict__ out, int64_t v,
+template <int N, typename F, typename Out, typename Index, typename... T>
+__device__ __forceinline__ void apply_vec(const F& f, Out* __restrict__ out, Index v,
                                           const Vec<T, N>&... x) {
   Vec<Out, N> r;
 #pragma unroll
@@ -120,19 +143,32 @@ __global__ void map_dense_kernel(F f, Out* __restrict__ out, int64_t n, DenseOpe
   for (int64_t i = nvec * N + tid; i < n; i += stride) out[i] = f(in.p[in.scalar ? 0 : i]...);
 }
 
-bool is_dense(const StridedLayout& l) {
-  int64_t expect = 1;
-  for (int d = l.ndim - 1; d >= 0; --d) {
-    if (l.sizes[d] != 1 && l.strides[d] != expect) return false;
-    expect *= l.sizes[d];
-  }
-  return true;
+// N elements of one row at p: a vector load where the row is contiguous, one element
+// repeated where the input is broadcast along the row.
+template <int N, typename T>
+__device__ __forceinline__ Vec<T, N> load_run(const T* p, bool broadcast) {
+  if (broadcast) return splat<N>(*p);
+  return *reinterpret_cast<const Vec<T, N>*>(p);
 }
 
-bool is_broadcast_scalar(const StridedLayout& l) {
-  for (int d = 0; d < l.ndim; ++d)
-    if (l.sizes[d] != 1 && l.strides[d] != 0) return false;
-  return true;
+// One unit of the row path: out's vector v from each input's N elements at its offset.
+template <int N, typename F, typename Out, typename Index, typename Indexer, size_t... I,
+          typename... T>
+__device__ __forceinline__ void apply_rows(const F& f, Out* __restrict__ out, Index v,
+                                           const Indexer& ix, std::index_sequence<I...>,
+                                           const T*... in) {
+  const auto o = ix.offsets(v);
+  apply_vec<N>(f, out, v, load_run<N>(in + o.v[I], ix.strides[0][I] == 0)...);
+}
+
+// Inputs whose innermost dimension is contiguous or broadcast: unit v is the N elements
+// [v N, v N + N) of the output, within one row. The indexer walks units: its innermost
+// stride is N for a contiguous input and 0 for a broadcast one.
+template <int N, typename Index, typename F, typename Out, typename... T>
+__global__ void map_rows_kernel(F f, Out* __restrict__ out, Index units,
+                                StridedIndexer<Index, sizeof...(T)> ix, const T*... in) {
+  for (Index v = first_index<Index>(); v < units; v += grid_stride<Index>())
+    apply_rows<N>(f, out, v, ix, std::index_sequence_for<T...>{}, in...);
 }
 
 bool is_aligned(const void* p, size_t bytes) {
@@ -148,30 +184,65 @@ constexpr size_t max_size() {
   return sizeof(T) > max_size<U, R...>() ? sizeof(T) : max_size<U, R...>();
 }
 
+// A collapsed one-dimensional input the dense path can read.
 template <int N, typename T>
-bool dense_ok(const Operand<T>& in) {
-  if (is_broadcast_scalar(in.layout)) return true;
-  return is_dense(in.layout) && is_aligned(in.base + in.layout.offset, sizeof(Vec<T, N>));
+bool dense_ok(const T* start, const StridedLayout& l) {
+  return l.strides[0] == 0 || (l.strides[0] == 1 && is_aligned(start, sizeof(Vec<T, N>)));
 }
 
-template <typename T>
-DenseOperand<T> dense(const Operand<T>& in) {
-  return DenseOperand<T>{in.base + in.layout.offset, is_broadcast_scalar(in.layout)};
+// A collapsed input the row path can read: broadcast along its rows, or contiguous along
+// them with every row start a whole, aligned vector.
+template <int N, typename T>
+bool rows_ok(const T* start, const StridedLayout& l) {
+  const int in = l.ndim - 1;
+  if (l.strides[in] == 0) return true;
+  if (l.strides[in] != 1 || !is_aligned(start, sizeof(Vec<T, N>))) return false;
+  for (int d = 0; d < in; ++d)
+    if (l.strides[d] % N != 0) return false;
+  return true;
 }
 
 // out[i] = f(in[i]...) for i in [0, n) over inputs already expanded to out's shape.
+template <typename F, typename Out, size_t... I, typename... T>
+cudaError_t launch_map_impl(std::index_sequence<I...>, F f, Out* out, int64_t n,
+                            cudaStream_t stream, const Operand<T>&... in) {
+  constexpr int K = sizeof...(T);
+  StridedLayout ls[K] = {in.layout...};
+  if (!conform_layouts(ls, K, n) || !collapse_dims(ls, K)) return cudaErrorInvalidValue;
+  // The widest element type sets the vector length, so every operand moves at most 16 bytes.
+  constexpr int N = static_cast<int>(kVecBytes / max_size<Out, T...>());
+  const int nd = ls[0].ndim;
+  if (nd == 1 && is_aligned(out, sizeof(Vec<Out, N>)) && (dense_ok<N>(in.start(), ls[I]) && ...)) {
+    map_dense_kernel<N><<<grid_for((n + N - 1) / N, kBlock), kBlock, 0, stream>>>(
+        f, out, n, DenseOperand<T>{in.start(), ls[I].strides[0] == 0}...);
+    return cudaGetLastError();
+  }
+  const bool small = fits_32bit_indexing(ls, K, n);
+  if (small && nd > 1 && ls[0].sizes[nd - 1] % N == 0 && is_aligned(out, sizeof(Vec<Out, N>)) &&
+      (rows_ok<N>(in.start(), ls[I]) && ...)) {
+    for (StridedLayout& l : ls) {
+      l.sizes[nd - 1] /= N;
+      l.strides[nd - 1] *= N;  // elements per unit: N, or 0 for a broadcast row
+    }
+    const int64_t units = n / N;
+    map_rows_kernel<N><<<grid_for(units, kBlock), kBlock, 0, stream>>>(
+        f, out, static_cast<uint32_t>(units), make_indexer<uint32_t, K>(ls), in.start()...);
+    return cudaGetLastError();
+  }
+  if (small) {
+    map_strided_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(
+        f, out, static_cast<uint32_t>(n), make_indexer<uint32_t, K>(ls), in.start()...);
+  } else {
+    map_strided_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(
+        f, out, static_cast<uint64_t>(n), make_indexer<uint64_t, K>(ls), in.start()...);
+  }
+  return cudaGetLastError();
+}
+
 template <typename F, typename Out, typename... T>
 cudaError_t launch_map(F f, Out* out, int64_t n, cudaStream_t stream, const Operand<T>&... in) {
   if (n == 0) return cudaSuccess;
-  // The widest element type sets the vector length, so every operand moves at most 16 bytes.
-  constexpr int N = static_cast<int>(kVecBytes / max_size<Out, T...>());
-  if (is_aligned(out, sizeof(Vec<Out, N>)) && (dense_ok<N>(in) && ...)) {
-    map_dense_kernel<N><<<grid_for((n + N - 1) / N, kBlock), kBlock, 0, stream>>>(
-        f, out, n, dense(in)...);
-  } else {
-    map_strided_kernel<<<grid_for(n, kBlock), kBlock, 0, stream>>>(f, out, n, in...);
-  }
-  return cudaGetLastError();
+  return launch_map_impl(std::index_sequence_for<T...>{}, f, out, n, stream, in...);
 }
 
 // ---- per-op launchers ------------------------------------------------------------------

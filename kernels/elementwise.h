@@ -1,7 +1,12 @@
-// CUDA elementwise kernels. Operands are storage base pointers with their layouts (which
-// carry broadcast strides and offsets, and are already expanded to the output's shape);
-// the output is contiguous. When every operand is contiguous or a broadcast scalar the
-// kernels take a vectorised path; any other view goes through the strided path.
+// CUDA elementwise kernels. Operands are storage base pointers with their layouts, which
+// carry broadcast strides and offsets; the output is contiguous, n elements. Each input
+// layout has the output's shape (size-1 dimensions aside), or is dense with n elements in
+// any shape (ops::kernel_layout hands contiguous tensors over as [n]), or is a broadcast
+// scalar; anything else is cudaErrorInvalidValue. The launchers collapse the inputs'
+// dimensions together (kernels/strided.h) and take a vectorised dense path when every input
+// is contiguous or a broadcast scalar, a vectorised row path when every input is contiguous
+// or broadcast along aligned rows (a bias over rows, a narrowed tensor), and a strided path
+// (one fast division per collapsed dimension, 32-bit where it fits) otherwise.
 #pragma once
 #include <cuda_runtime_api.h>
 
