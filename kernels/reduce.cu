@@ -135,6 +135,142 @@ __global__ void max_backward_kernel(const T* __restrict__ grad, const int64_t* _
   }
 }
 
+// ---- column reductions ----------------------------------------------------------------
+//
+// A column block owns a tile of `width` consecutive inner columns (min(inner, 32)) and
+// kBlock / width row slots: thread t reads column t % width of rows slot, slot + slots, ...
+// (slot = t / width) within its part of n. A warp therefore reads consecutive elements: 32
+// of one row when width = 32, whole consecutive rows when inner < 32 (inner = 1 is a plain
+// contiguous sweep, the full reduction). The slots of a column are then added by a tree of
+// fixed shape, so the order of every addition depends on the shape alone.
+struct ColsGeometry {
+  int width;       // inner columns per tile
+  int slots;       // rows in flight per block: kBlock / width
+  int64_t tiles;   // ceil(inner / width)
+  int64_t parts;   // the n axis in `parts` pieces of `chunk` rows (the last may be shorter)
+  int64_t chunk;
+};
+
+// About as many blocks as an H100 / H200 keeps resident (132 SMs x 8 blocks of 256); the
+// number only has to depend on the shape, any GPU gets the same split and the same bits.
+constexpr int64_t kTargetBlocks = 1024;
+// Splitting n further than this many rows per thread costs more in partials than it gains.
+constexpr int64_t kMinRowsPerThread = 16;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+ColsGeometry cols_geometry(int64_t outer, int64_t n, int64_t inner) {
+  ColsGeometry g;
+  g.width = inner < 32 ? static_cast<int>(inner < 1 ? 1 : inner) : 32;
+  g.slots = kBlock / g.width;
+  g.tiles = ceil_div(inner < 1 ? 1 : inner, g.width);
+  const int64_t blocks = g.tiles * (outer < 1 ? 1 : outer);
+  int64_t parts = blocks >= kTargetBlocks ? 1 : kTargetBlocks / blocks;
+  const int64_t useful = ceil_div(n, kMinRowsPerThread * g.slots);
+  if (parts > useful) parts = useful;
+  if (parts < 1) parts = 1;
+  g.chunk = ceil_div(n, parts);
+  if (g.chunk < 1) g.chunk = 1;
+  g.parts = ceil_div(n, g.chunk);  // no empty trailing part
+  if (g.parts < 1) g.parts = 1;
+  return g;
+}
+
+// The geometry of the pass that adds the partials [outer, parts, inner] of `g`: one part.
+ColsGeometry finish_geometry(const ColsGeometry& g) {
+  ColsGeometry f = g;
+  f.chunk = g.parts;
+  f.parts = 1;
+  return f;
+}
+
+// out[(o * parts + part) * inner + c] = the sum over rows of `part` of in[o, row, c] (or of
+// (in - center[o, c])^2 with kSquares), divided by `divisor` when `divide`. With parts = 1
+// that is the final [outer, inner] result; with more, the partials of a two-pass reduction.
+template <typename T, typename A, typename O, bool kSquares>
+__global__ void __launch_bounds__(kBlock)
+    cols_kernel(const T* __restrict__ in, const A* __restrict__ center, O* __restrict__ out,
+                int64_t outer, int64_t n, int64_t inner, ColsGeometry g, bool divide,
+                A divisor) {
+  __shared__ A part_sum[kBlock];
+  const int col = static_cast<int>(threadIdx.x) % g.width;
+  const int slot = static_cast<int>(threadIdx.x) / g.width;
+  int top = 1;  // the smallest power of two >= slots
+  while (top < g.slots) top <<= 1;
+  const int64_t total = g.tiles * g.parts * outer;
+  for (int64_t vb = blockIdx.x; vb < total; vb += gridDim.x) {
+    // Tiles vary fastest, so neighbouring blocks read neighbouring columns of the same rows.
+    const int64_t tile = vb % g.tiles, rest = vb / g.tiles;
+    const int64_t part = rest % g.parts, o = rest / g.parts;
+    const int64_t c = tile * g.width + col;
+    const int64_t r0 = part * g.chunk;
+    const int64_t r1 = r0 + g.chunk < n ? r0 + g.chunk : n;
+    A s = A(0);
+    if (slot < g.slots && c < inner) {
+      A m = A(0);
+      if constexpr (kSquares) m = center[o * inner + c];
+      const int64_t step = int64_t(g.slots) * inner;
+      int64_t idx = (o * n + r0 + slot) * inner + c;
+#pragma unroll 4
+      for (int64_t r = r0 + slot; r < r1; r += g.slots, idx += step) {
+        const A v = static_cast<A>(load_acc(in + idx));
+        if constexpr (kSquares) {
+          const A d = v - m;
+          s += d * d;
+        } else {
+          s += v;
+        }
+      }
+    }
+    part_sum[threadIdx.x] = s;
+    __syncthreads();
+    // Fold the slots of each column: slot j takes j + h while j + h is still a live slot.
+    for (int h = top >> 1; h > 0; h >>= 1) {
+      if (slot < h && slot + h < g.slots) part_sum[threadIdx.x] += part_sum[threadIdx.x + h * g.width];
+      __syncthreads();
+    }
+    if (slot == 0 && c < inner) {
+      A v = part_sum[col];
+      if (divide) v /= divisor;  // a division, not a reciprocal: n = 0 must give 0/0 = NaN
+      out[(o * g.parts + part) * inner + c] = convert<O>(v);
+    }
+    __syncthreads();  // part_sum is rewritten for the next virtual block
+  }
+}
+
+unsigned cols_grid(const ColsGeometry& g, int64_t outer) {
+  const int64_t total = g.tiles * g.parts * outer;
+  return static_cast<unsigned>(total < 65535 * 16 ? total : 65535 * 16);
+}
+
+// One reduction of the middle axis, through partials in `partial` when the geometry splits n:
+// out = sum (or sum of squared deviations from `center`), divided by `divisor` if `divide`.
+template <typename T, typename A, typename O, bool kSquares>
+void cols_reduce(const T* in, const A* center, O* out, int64_t outer, int64_t n, int64_t inner,
+                 A* partial, bool divide, A divisor, cudaStream_t stream) {
+  const ColsGeometry g = cols_geometry(outer, n, inner);
+  if (g.parts == 1) {
+    cols_kernel<T, A, O, kSquares><<<cols_grid(g, outer), kBlock, 0, stream>>>(
+        in, center, out, outer, n, inner, g, divide, divisor);
+    return;
+  }
+  cols_kernel<T, A, A, kSquares><<<cols_grid(g, outer), kBlock, 0, stream>>>(
+      in, center, partial, outer, n, inner, g, false, A(0));
+  const ColsGeometry f = finish_geometry(g);
+  cols_kernel<A, A, O, false><<<cols_grid(f, outer), kBlock, 0, stream>>>(
+      partial, nullptr, out, outer, g.parts, inner, f, divide, divisor);
+}
+
+// Elements of the accumulation type the partials of one pass take (0 when n is not split).
+int64_t partial_elements(int64_t outer, int64_t n, int64_t inner) {
+  const ColsGeometry g = cols_geometry(outer, n, inner);
+  return g.parts == 1 ? 0 : outer * g.parts * inner;
+}
+
+bool is_integral_dtype(DType t) { return t == DType::I32 || t == DType::I64 || t == DType::U8; }
+
+size_t acc_size(DType t) { return t == DType::F64 || is_integral_dtype(t) ? 8 : 4; }
+
 }  // namespace
 
 cudaError_t reduce_rows(ReduceOp op, DType in_dtype, const void* in, DType out_dtype, void* out,
@@ -149,6 +285,61 @@ cudaError_t reduce_rows(ReduceOp op, DType in_dtype, const void* in, DType out_d
       sum_rows_kernel<<<row_grid(rows), kBlock, 0, stream>>>(
           static_cast<const T*>(in), static_cast<scalar_t*>(out), rows, cols, mean);
     });
+  });
+  return cudaGetLastError();
+}
+
+size_t reduce_cols_workspace(DType in_dtype, int64_t outer, int64_t n, int64_t inner) {
+  if (outer <= 0 || inner <= 0) return 0;
+  return static_cast<size_t>(partial_elements(outer, n, inner)) * acc_size(in_dtype);
+}
+
+cudaError_t reduce_cols(ReduceOp op, DType in_dtype, const void* in, DType out_dtype, void* out,
+                        int64_t outer, int64_t n, int64_t inner, void* workspace,
+                        cudaStream_t stream) {
+  if (outer < 0 || n < 0 || inner < 0) return cudaErrorInvalidValue;
+  if (outer == 0 || inner == 0) return cudaSuccess;
+  const bool mean = op == ReduceOp::Mean;
+  const bool integral = is_integral_dtype(in_dtype);
+  if (mean && integral) return cudaErrorInvalidValue;
+  // One output type per input: the input's own when floating, i64 for integer sums.
+  if (out_dtype != (integral ? DType::I64 : in_dtype)) return cudaErrorInvalidValue;
+  if (workspace == nullptr && reduce_cols_workspace(in_dtype, outer, n, inner) > 0)
+    return cudaErrorInvalidValue;
+  VIMOE_KERNEL_DISPATCH(in_dtype, {
+    using T = scalar_t;
+    using A = typename SumAcc<T>::type;
+    using O = std::conditional_t<std::is_integral_v<T>, int64_t, T>;
+    cols_reduce<T, A, O, false>(static_cast<const T*>(in), nullptr, static_cast<O*>(out), outer,
+                                n, inner, static_cast<A*>(workspace), mean, static_cast<A>(n),
+                                stream);
+  });
+  return cudaGetLastError();
+}
+
+size_t var_cols_workspace(DType dtype, int64_t outer, int64_t n, int64_t inner) {
+  if (outer <= 0 || inner <= 0) return 0;
+  // The partials of one pass (both passes split alike and take turns) and the means.
+  return static_cast<size_t>(partial_elements(outer, n, inner) + outer * inner) * acc_size(dtype);
+}
+
+cudaError_t var_cols(DType dtype, const void* in, void* out, int64_t outer, int64_t n,
+                     int64_t inner, int64_t correction, void* workspace, cudaStream_t stream) {
+  if (outer < 0 || n < 0 || inner < 0) return cudaErrorInvalidValue;
+  if (outer == 0 || inner == 0) return cudaSuccess;
+  if (workspace == nullptr) return cudaErrorInvalidValue;
+  const int64_t dof = n - correction > 0 ? n - correction : 0;
+  VIMOE_KERNEL_DISPATCH_FLOATING(dtype, {
+    using T = scalar_t;
+    using A = acc_t<T>;
+    A* partial = static_cast<A*>(workspace);
+    A* means = partial + partial_elements(outer, n, inner);
+    const T* x = static_cast<const T*>(in);
+    cols_reduce<T, A, A, false>(x, nullptr, means, outer, n, inner, partial, true,
+                                static_cast<A>(n), stream);
+    // dof 0 gives ss/0: +inf, or NaN for a constant column, like torch.var.
+    cols_reduce<T, A, T, true>(x, means, static_cast<T*>(out), outer, n, inner, partial, true,
+                               static_cast<A>(dof), stream);
   });
   return cudaGetLastError();
 }

@@ -112,6 +112,47 @@ TEST(ClipGradNorm, ScalesToTheMaximumNorm) {
   EXPECT_NEAR(a.grad().item<double>(), 0.6, 1e-6);
 }
 
+// sqrt of the sum of every element's square, across tensors of any shape and floating dtype;
+// undefined and empty entries add nothing, and nothing is clipped.
+TEST(GradNorm, IsTheNormOfAllTensorsTogether) {
+  const Tensor a = Tensor::from_vector(std::vector<double>{3, -4}, {2});             // 25
+  const Tensor b = Tensor::from_vector(std::vector<double>{1, 2, -2, 4}, {2, 2}).to(DType::F32);  // 25
+  const Tensor c = Tensor::from_vector(std::vector<double>{0.5, -1.5}, {2}).to(DType::BF16);      // 2.5
+  const Tensor e = Tensor::zeros({0, 3});
+  const Tensor n = optim::grad_norm({a, Tensor(), b, e, c});
+  EXPECT_EQ(n.dim(), 0);
+  EXPECT_EQ(n.dtype(), DType::F64);
+  EXPECT_DOUBLE_EQ(n.item<double>(), std::sqrt(52.5));
+  EXPECT_TRUE(all_close(b, Tensor::from_vector(std::vector<double>{1, 2, -2, 4}, {2, 2}).to(DType::F32), 0, 0))
+      << "grad_norm must not scale its inputs";
+  // A transposed view has the same elements, so the same norm.
+  const Tensor m = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3});
+  EXPECT_DOUBLE_EQ(optim::grad_norm({m.transpose(0, 1)}).item<double>(), std::sqrt(91.0));
+  // Nothing to measure: 0.
+  EXPECT_EQ(optim::grad_norm({}).item<double>(), 0.0);
+  EXPECT_EQ(optim::grad_norm({Tensor()}).item<double>(), 0.0);
+}
+
+// The norm clip_grad_norm returns is grad_norm's, and the clip factor max_norm / (norm + 1e-6)
+// reaches gradients of every dtype.
+TEST(GradNorm, IsWhatClipGradNormMeasures) {
+  Tensor a = param({3.0, -4.0}), b = param({1.0, 2.0, -2.0, 4.0}, DType::F32);
+  a.set_grad(a.detach().clone());
+  b.set_grad(b.detach().clone());
+  const double before = optim::grad_norm({a.grad(), b.grad()}).item<double>();
+  EXPECT_DOUBLE_EQ(before, std::sqrt(50.0));
+  EXPECT_DOUBLE_EQ(optim::clip_grad_norm({a, b}, 1.0).item<double>(), before);
+  const double f = 1.0 / (std::sqrt(50.0) + 1e-6);
+  EXPECT_NEAR(a.grad().to_vector<double>()[1], -4.0 * f, 1e-15);
+  EXPECT_FLOAT_EQ(b.grad().to_vector<float>()[3], static_cast<float>(4.0f * static_cast<float>(f)));
+  EXPECT_NEAR(optim::grad_norm({a.grad(), b.grad()}).item<double>(), 1.0, 1e-6);
+}
+
+TEST(GradNorm, RejectsIntegerGradients) {
+  EXPECT_VIMOE_ERROR(optim::grad_norm({Tensor::zeros({2}), Tensor::zeros({3}, DType::I64)}),
+                     "grad_norm", "floating", "i64", "position 1");
+}
+
 TEST(WarmupCosine, Shape) {
   const optim::WarmupCosine s{.base_lr = 1.0, .min_lr = 0.1, .warmup_steps = 4, .total_steps = 14};
   EXPECT_DOUBLE_EQ(s.at(0), 0.25);

@@ -11,6 +11,7 @@
 
 #ifdef VIMOE_WITH_CUDA
 #include "kernels/adamw.h"
+#include "kernels/multi_tensor.h"
 #endif
 
 namespace vimoe::optim {
@@ -123,25 +124,121 @@ void AdamW::load_state_dict(const std::map<std::string, Tensor>& state) {
   step_ = state.at("step").item<int64_t>();
 }
 
-Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
-  NoGradGuard no_grad;
-  Tensor total;
-  for (const Tensor& p : params) {
-    const Tensor g = p.grad();
+namespace {
+
+constexpr double kClipEps = 1e-6;  // as torch.nn.utils.clip_grad_norm_
+
+// The defined entries of `grads`, checked: floating, all on one device.
+std::vector<Tensor> defined_grads(const std::vector<Tensor>& grads, const char* op) {
+  std::vector<Tensor> out;
+  size_t first = 0;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const Tensor& g = grads[i];
     if (!g.defined()) continue;
+    VIMOE_CHECK(is_floating(g.dtype()), op, ": expected floating gradients, found ", describe(g),
+                " at position ", i);
+    if (out.empty()) first = i;
+    VIMOE_CHECK(out.empty() || g.device() == out.front().device(), op,
+                ": expected every gradient on one device; position ", first, " is on ",
+                grads[first].device().str(), ", position ", i, " on ",
+                g.device().str());
+    out.push_back(g);
+  }
+  return out;
+}
+
+// The CPU reference: each tensor's sum of squares in f64, added in list order.
+Tensor cpu_norm(const std::vector<Tensor>& grads) {
+  Tensor total;
+  for (const Tensor& g : grads) {
     const Tensor g64 = g.to(DType::F64);
     const Tensor sq = sum(g64 * g64);
     total = total.defined() ? total + sq : sq;
   }
-  if (!total.defined()) return Tensor::zeros({}, DType::F64);
-  const Tensor norm = sqrt(total);
-  // min(1, max_norm / (norm + eps)) on the device: no host round trip per step.
-  const Tensor scale = minimum(max_norm / (norm + 1e-6), scalar_like(1.0, norm));
-  for (const Tensor& p : params) {
-    Tensor g = p.grad();
-    if (g.defined()) g.copy_(g * scale.to(g.dtype()));
+  return sqrt(total);
+}
+
+#ifdef VIMOE_WITH_CUDA
+// The multi-tensor table over contiguous forms of the gradients; `keep` holds them (the
+// copies made of non-contiguous ones) until the launch is queued, after which the caching
+// allocator's stream order makes freeing them safe.
+std::vector<kernels::MultiTensorRef> table(const std::vector<Tensor>& grads,
+                                           std::vector<Tensor>* keep) {
+  std::vector<kernels::MultiTensorRef> refs;
+  for (const Tensor& g : grads) {
+    if (g.numel() == 0) continue;
+    const Tensor c = g.contiguous();
+    keep->push_back(c);
+    refs.push_back({c.data_ptr(), c.numel(), c.dtype()});
   }
+  return refs;
+}
+
+// The norm, and with `scale` the clip factor min(1, max_norm / (norm + eps)), on the device.
+Tensor cuda_norm(const std::vector<Tensor>& grads, Tensor* scale, double max_norm) {
+  const Device dev = grads.front().device();
+  std::vector<Tensor> keep;
+  const std::vector<kernels::MultiTensorRef> refs = table(grads, &keep);
+  const int count = static_cast<int>(refs.size());
+  const int64_t chunks = kernels::multi_tensor_l2_norm_workspace(refs.data(), count);
+  const Tensor work = chunks > 0 ? Tensor::empty({chunks}, TensorOptions(DType::F64, dev)) : Tensor();
+  Tensor norm = Tensor::empty({}, TensorOptions(DType::F64, dev));
+  if (scale) *scale = Tensor::empty({}, TensorOptions(DType::F64, dev));
+  VIMOE_CUDA_CHECK(kernels::multi_tensor_l2_norm(
+      refs.data(), count, work.defined() ? work.data<double>() : nullptr, norm.data<double>(),
+      scale ? scale->data<double>() : nullptr, max_norm, kClipEps, cuda::stream()));
   return norm;
+}
+#endif
+
+}  // namespace
+
+Tensor grad_norm(const std::vector<Tensor>& grads) {
+  NoGradGuard no_grad;
+  const std::vector<Tensor> gs = defined_grads(grads, "grad_norm");
+  if (gs.empty()) return Tensor::zeros({}, DType::F64);
+  if (gs.front().device().is_cpu()) return cpu_norm(gs);
+#ifdef VIMOE_WITH_CUDA
+  return cuda_norm(gs, nullptr, 0);
+#else
+  VIMOE_CHECK(false, "grad_norm: gradients on ", gs.front().device().str(),
+              " in a build without CUDA");
+  return {};
+#endif
+}
+
+Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  NoGradGuard no_grad;
+  std::vector<Tensor> grads;
+  for (const Tensor& p : params) grads.push_back(p.grad());
+  const std::vector<Tensor> gs = defined_grads(grads, "clip_grad_norm");
+  if (gs.empty()) return Tensor::zeros({}, DType::F64);
+  if (gs.front().device().is_cpu()) {
+    const Tensor norm = cpu_norm(gs);
+    // min(1, max_norm / (norm + eps)) on the device: no host round trip per step.
+    const Tensor scale = minimum(max_norm / (norm + kClipEps), scalar_like(1.0, norm));
+    for (const Tensor& g : gs) Tensor(g).copy_(g * scale.to(g.dtype()));
+    return norm;
+  }
+#ifdef VIMOE_WITH_CUDA
+  Tensor scale;
+  const Tensor norm = cuda_norm(gs, &scale, max_norm);
+  // Contiguous gradients are scaled in place by one multi-tensor launch; another layout
+  // (a gradient set by hand as a view) the way the CPU path does it.
+  std::vector<kernels::MultiTensorRef> refs;
+  for (const Tensor& g : gs) {
+    if (g.numel() == 0) continue;
+    if (g.is_contiguous()) refs.push_back({g.data_ptr(), g.numel(), g.dtype()});
+    else Tensor(g).copy_(g * scale.to(g.dtype()));
+  }
+  VIMOE_CUDA_CHECK(kernels::multi_tensor_scale(refs.data(), static_cast<int>(refs.size()),
+                                               scale.data<double>(), cuda::stream()));
+  return norm;
+#else
+  VIMOE_CHECK(false, "clip_grad_norm: gradients on ", gs.front().device().str(),
+              " in a build without CUDA");
+  return {};
+#endif
 }
 
 }  // namespace vimoe::optim

@@ -51,9 +51,20 @@ class AdamW {
   int64_t step_ = 0;
 };
 
-// Scales all gradients so that their global L2 norm is at most max_norm; returns the norm
+// The global L2 norm sqrt(sum over tensors and elements of x^2) of a list of floating
+// tensors (undefined entries are skipped), as a 0-dim f64 tensor on their device (the CPU
+// for an empty list); all defined entries must be on one device. The sum is formed in f64
+// on both devices: on the CPU per tensor and then across them; on CUDA in one multi-tensor
+// pass (kernels/multi_tensor.h) whose result is bitwise reproducible and agrees with the
+// CPU's to ~1e-15 relative. Nothing waits for the device.
+Tensor grad_norm(const std::vector<Tensor>& grads);
+
+// Scales all gradients so that their global L2 norm (grad_norm) is at most max_norm, by
+// min(1, max_norm / (norm + 1e-6)) rounded to each gradient's dtype; returns the norm
 // before clipping (as torch.nn.utils.clip_grad_norm_ does) as a 0-dim f64 tensor on the
 // gradients' device. Nothing waits for the device: read the norm only when it is needed.
+// On CUDA the norm is one multi-tensor pass and the scaling one more launch over every
+// contiguous gradient (a non-contiguous one is scaled on its own).
 Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
 }  // namespace vimoe::optim
