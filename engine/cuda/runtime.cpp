@@ -1,5 +1,8 @@
 #include "engine/cuda/runtime.h"
 
+#include <string>
+
+#include "engine/cuda/allocator.h"
 #include "engine/error.h"
 
 namespace vimoe::cuda {
@@ -12,10 +15,17 @@ struct Probe {
   std::string reason;
   Probe() {
     const cudaError_t err = cudaGetDeviceCount(&count);
+    const std::string gap = driver_gap(driver_version(), runtime_version());
     if (err != cudaSuccess) {
       count = 0;
       reason = std::string("no usable CUDA device: ") + cudaGetErrorString(err);
+      if (!gap.empty()) reason += " (" + gap + ")";
       cudaGetLastError();  // clear the sticky error so later probes start clean
+    } else if (!gap.empty()) {
+      // Devices are listed, but kernels of this build would fail to load on first launch
+      // with a less telling error: refuse here, once, with the versions.
+      count = 0;
+      reason = gap;
     } else if (count == 0) {
       reason = "no CUDA device found";
     }
@@ -48,11 +58,41 @@ cudaStream_t stream() {
   return s;
 }
 
+int driver_version() {
+  int v = 0;
+  if (cudaDriverGetVersion(&v) != cudaSuccess) return 0;
+  return v;
+}
+
+int runtime_version() { return CUDART_VERSION; }
+
+Workspace gemm_workspace() {
+  static const Workspace w = [] {
+    Workspace created;
+    created.bytes = size_t{32} << 20;
+    created.ptr = device_alloc(created.bytes);
+    return created;
+  }();
+  return w;
+}
+
 cublasHandle_t cublas() {
   static cublasHandle_t h = [] {
     cublasHandle_t created;
     VIMOE_CUBLAS_CHECK(cublasCreate(&created));
     VIMOE_CUBLAS_CHECK(cublasSetStream(created, stream()));
+    const Workspace w = gemm_workspace();
+    VIMOE_CUBLAS_CHECK(cublasSetWorkspace(created, w.ptr, w.bytes));
+    return created;
+  }();
+  return h;
+}
+
+cublasLtHandle_t cublaslt() {
+  static cublasLtHandle_t h = [] {
+    VIMOE_CHECK(is_available(), "CUDA requested but unavailable: ", unavailable_reason());
+    cublasLtHandle_t created;
+    VIMOE_CUBLAS_CHECK(cublasLtCreate(&created));
     return created;
   }();
   return h;
@@ -86,6 +126,8 @@ void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, i
 
 #else  // CPU-only build
 
+int driver_version() { return 0; }
+int runtime_version() { return 0; }
 int device_count() { return 0; }
 std::string unavailable_reason() { return "built without CUDA (no nvcc at configure time)"; }
 std::string device_name(int) { VIMOE_FAIL("cuda::device_name: ", unavailable_reason()); }
@@ -97,5 +139,14 @@ void copy_bytes(void*, bool, const void*, bool, size_t) {
 #endif
 
 bool is_available() { return device_count() > 0; }
+
+std::string driver_gap(int driver, int runtime) {
+  if (runtime <= 0 || driver <= 0) return "";  // nothing built, or no driver (said elsewhere)
+  if (driver / 1000 >= runtime / 1000) return "";
+  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+  return "the NVIDIA driver supports CUDA up to " + version(driver) + " but this build uses the CUDA " +
+         version(runtime) + " runtime: install a driver for CUDA " + std::to_string(runtime / 1000) +
+         ".x or newer, or build with the CUDA toolkit the driver supports (12.1 or newer)";
+}
 
 }  // namespace vimoe::cuda

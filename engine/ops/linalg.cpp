@@ -167,6 +167,31 @@ Tensor gemm_ready(const Tensor& t, GemmOperand& layout) {
   return c;
 }
 
+#ifdef VIMOE_WITH_CUDA
+// c = a @ b (+ the epilogue) through one cuBLASLt GEMM, for 2-D a [m, k] and b [k, n] laid
+// out as la / lb say and a contiguous c [m, n]; `bias` / `bias_grad` as kernels::gemm_lt
+// wants them for `epi`. Returns false, having written nothing, where cuBLASLt declines
+// (dtype, alignment, no algorithm) or the product is empty; the caller then takes the
+// cuBLAS path.
+bool try_gemm_lt(const Tensor& a, const GemmOperand& la, const Tensor& b, const GemmOperand& lb,
+                 Tensor& c, kernels::GemmEpilogue epi, const Tensor& bias, Tensor* bias_grad,
+                 const char* op) {
+  const int64_t m = c.size(0), n = c.size(1), k = a.size(1);
+  if (m == 0 || n == 0 || k == 0) return false;
+  const cuda::Workspace ws = cuda::gemm_workspace();
+  const cublasStatus_t st = kernels::gemm_lt(
+      cuda::cublaslt(), c.dtype(), la.transposed, lb.transposed, m, n, k, a.data_ptr(), la.ld,
+      b.data_ptr(), lb.ld, c.data_ptr(), n, epi, bias.defined() ? bias.data_ptr() : nullptr,
+      bias_grad ? bias_grad->data_ptr() : nullptr, ws.ptr, ws.bytes, cuda::stream());
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED) return false;
+  VIMOE_CHECK(st == CUBLAS_STATUS_SUCCESS, op, ": the cuBLASLt GEMM failed with ",
+              cublasGetStatusName(st), " (", cublasGetStatusString(st), ") for a ",
+              shape_str(a.shape()), " ", dtype_name(a.dtype()), " @ ", shape_str(b.shape()),
+              " product; expected success or CUBLAS_STATUS_NOT_SUPPORTED");
+  return true;
+}
+#endif
+
 // t viewed (or copied) as [rows, last dim]; unlike reshape({-1, n}) it works for n == 0.
 Tensor as_rows(const Tensor& t) {
   const int64_t cols = t.size(-1);
@@ -282,12 +307,22 @@ Tensor linear(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_
     const Tensor x2 = gemm_ready(as_rows(x), lx);
     const Tensor wt = gemm_ready(weight.t(), lw);
     Tensor c = Tensor::empty({x2.size(0), out_f}, TensorOptions(x.dtype(), x.device()));
-    double beta = 0;
-    if (bias.defined()) {
-      c.copy_(bias);  // broadcast over the rows; the GEMM then adds x @ w^T onto it
-      beta = 1;
+    bool fused = false;
+#ifdef VIMOE_WITH_CUDA
+    // CUDA: the bias added in the GEMM's epilogue, in f32 before the output's one rounding
+    // (what the cuBLAS path below does through beta = 1 too), without a pass over c first.
+    if (bias.defined() && c.is_cuda())
+      fused = try_gemm_lt(x2, lx, wt, lw, c, kernels::GemmEpilogue::Bias, bias.contiguous(),
+                          nullptr, "linear");
+#endif
+    if (!fused) {
+      double beta = 0;
+      if (bias.defined()) {
+        c.copy_(bias);  // broadcast over the rows; the GEMM then adds x @ w^T onto it
+        beta = 1;
+      }
+      run_gemm(x2, lx, wt, lw, c, beta, "linear");
     }
-    run_gemm(x2, lx, wt, lw, c, beta, "linear");
     out = c.view(out_shape);
   }
   const bool bias_grad = bias.defined() && bias.requires_grad();
@@ -295,8 +330,26 @@ Tensor linear(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_
     const Tensor g2 = as_rows(g_in.to(x.dtype()));
     Tensor gx, gw, gb;
     if (x.requires_grad()) gx = matmul_nd(g2, weight).reshape(x.shape());
-    if (weight.requires_grad()) gw = matmul_nd(g2.t(), as_rows(x));
-    if (bias_grad) gb = sum(g2, {0});
+#ifdef VIMOE_WITH_CUDA
+    // CUDA, both wanted: gw = g^T @ x and gb = the column sums of g from one cuBLASLt GEMM,
+    // whose epilogue sums op(A) = g^T over the shared dimension (the rows) as it reads it
+    // (GemmEpilogue::BiasGradA; kernels/gemm.cu works out that it is cuBLASLt's BGRADB).
+    if (weight.requires_grad() && bias_grad && g2.is_cuda()) {
+      GemmOperand lg, lx;
+      const Tensor gt = gemm_ready(g2.t(), lg);
+      const Tensor xr = gemm_ready(as_rows(x), lx);
+      const TensorOptions opts(x.dtype(), x.device());
+      Tensor w_grad = Tensor::empty(weight.shape(), opts);
+      Tensor b_grad = Tensor::empty({weight.size(0)}, opts);
+      if (try_gemm_lt(gt, lg, xr, lx, w_grad, kernels::GemmEpilogue::BiasGradA, Tensor(), &b_grad,
+                      "linear backward")) {
+        gw = w_grad;
+        gb = b_grad;
+      }
+    }
+#endif
+    if (weight.requires_grad() && !gw.defined()) gw = matmul_nd(g2.t(), as_rows(x));
+    if (bias_grad && !gb.defined()) gb = sum(g2, {0});
     return std::vector<Tensor>{gx, gw, gb};
   });
   return out;

@@ -1,6 +1,7 @@
 // Matrix products: matmul (numpy semantics, broadcast batch dims) and linear (the
 // nn.Linear convention). CPU reference: engine/cpu/linalg.cpp (OpenBLAS); CUDA:
-// kernels/gemm.cu (cuBLAS strided-batched GEMM, f32 accumulation, no TF32).
+// kernels/gemm.cu (cuBLAS strided-batched GEMM, and cuBLASLt with epilogues for linear's
+// bias; f32 accumulation, no TF32).
 //
 // Operands must share one floating dtype (no implicit promotion: convert with .to()) and
 // one device. Operands reach the GEMM without a copy when their last two dims are row-major
@@ -20,8 +21,13 @@ namespace vimoe {
 Tensor matmul(const Tensor& a, const Tensor& b);
 
 // x [..., in] @ weight[out, in]^T + bias[out] -> [..., out]; bias may be undefined.
-// One GEMM over the flattened leading dims of x (the bias is written into the output
-// first and the GEMM accumulates onto it).
+// One GEMM over the flattened leading dims of x. On CUDA (f32, bf16, f16) the bias is added
+// by a cuBLASLt epilogue, and the backward's weight-gradient GEMM also writes the bias
+// gradient (the column sums of the upstream gradient) when both are wanted; where cuBLASLt
+// declines (f64, an operand not 16-byte aligned, no algorithm), and on the CPU, the bias is
+// written into the output first and the GEMM accumulates onto it, and the bias gradient is
+// a column sum. Either way the bias is added in the accumulation type before the output's
+// one rounding. Under autocast x, weight and bias are all lowered, so they share a dtype.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 
 namespace detail {

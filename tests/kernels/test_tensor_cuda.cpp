@@ -108,3 +108,21 @@ TEST(TensorCuda, CachingAllocatorReusesBlocksAndTracksPeaks) {
   // An impossible request is a clean error naming the size, not a crash.
   EXPECT_VIMOE_ERROR(Tensor::empty({int64_t{1} << 45}, Device::cuda()), "out of memory", "bytes");
 }
+
+#ifdef VIMOE_WITH_CUDA
+// The driver runs this build (detection would have refused it otherwise), and the GEMMs'
+// shared scratch buffer is the engine allocator's: it shows in the statistics once a GEMM
+// has run, and stays the same buffer for every later one.
+TEST(TensorCuda, DriverFitsAndGemmWorkspaceComesFromTheAllocator) {
+  VIMOE_REQUIRE_GPU();
+  EXPECT_EQ(cuda::driver_gap(cuda::driver_version(), cuda::runtime_version()), "");
+  const Tensor a = Tensor::full({64, 64}, 1.0, TensorOptions(DType::F32, Device::cuda()));
+  (void)matmul(a, a);
+  const cuda::Workspace w = cuda::gemm_workspace();
+  ASSERT_NE(w.ptr, nullptr);
+  EXPECT_GE(w.bytes, size_t{4} << 20);
+  EXPECT_GE(cuda::memory_stats().allocated_bytes, w.bytes);
+  (void)matmul(a, a);
+  EXPECT_EQ(cuda::gemm_workspace().ptr, w.ptr);
+}
+#endif
