@@ -1,6 +1,8 @@
 // Fused attention, forward and backward (FlashAttention-2 algorithm).
 //
-// Notation: one block works on one (batch * head) slice `bh` of [seq, D] matrices. Scores
+// Notation: one block works on one (batch * head) slice `bh` of [seq, D] matrices, each
+// operand reached through its AttnLayout (slice_offset below, then `row` elements per row;
+// features contiguous). Scores
 // S = scale * Q K^T are produced tile by tile and never stored; the forward keeps a running
 // row maximum m and row sum l (online softmax) and rescales its output accumulator when m
 // grows. The backward recomputes P = exp(S - lse) from the saved log-sum-exp.
@@ -14,6 +16,7 @@
 //           back into the next product as the A operand without leaving the warp.
 #include <climits>
 #include <cstdint>
+#include <initializer_list>
 
 #include "kernels/attention.h"
 #include "kernels/dispatch.cuh"
@@ -31,15 +34,24 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // ==== shared by both families ==========================================================
 
-// delta[r] = sum_d dout[r, d] * out[r, d] (= sum_j P_rj dP_rj), one warp per row.
+// Element offset of slice s's first row: s = b * heads + h.
+__device__ __forceinline__ int64_t slice_offset(const AttnLayout& l, int64_t s, int64_t heads) {
+  return (s / heads) * l.batch + (s % heads) * l.head;
+}
+
+// delta[r] = sum_d dout[r, d] * out[r, d] (= sum_j P_rj dP_rj), one warp per row r of the
+// contiguous [bh, seq] delta (r = slice * seq + i).
 template <typename T>
-__global__ void delta_kernel(const T* __restrict__ out, const T* __restrict__ dout,
-                             float* __restrict__ delta, int64_t rows, int head_dim) {
+__global__ void delta_kernel(const T* __restrict__ out, AttnLayout lout,
+                             const T* __restrict__ dout, AttnLayout ldout,
+                             float* __restrict__ delta, int64_t rows, int seq, int64_t heads,
+                             int head_dim) {
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;  // whole warps leave together: blockDim is a multiple of 32
-  const T* o = out + row * head_dim;
-  const T* g = dout + row * head_dim;
+  const int64_t slice = row / seq, i = row % seq;
+  const T* o = out + slice_offset(lout, slice, heads) + i * lout.row;
+  const T* g = dout + slice_offset(ldout, slice, heads) + i * ldout.row;
   float s = 0.f;
   for (int c = lane; c < head_dim; c += 32) s += load_acc(o + c) * load_acc(g + c);
   for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
@@ -57,30 +69,35 @@ template <int D> struct Simt {
   static_assert(T * D % kThreads == 0, "accumulators must divide evenly among threads");
 };
 
-// Rows [row0, row0 + ROWS) of a [seq, D] slice into a shared tile; rows past seq read as 0.
+// Rows [row0, row0 + ROWS) of a [seq, D] slice (rows `ld` elements apart) into a shared
+// tile; rows past seq read as 0.
 template <int D, int ROWS, int LD>
 __device__ __forceinline__ void simt_load(float (*dst)[LD], const float* __restrict__ src,
-                                          int row0, int seq) {
+                                          int64_t ld, int row0, int seq) {
   for (int e = threadIdx.x; e < ROWS * D; e += kThreads) {
     const int r = e / D, c = e % D;
-    dst[r][c] = row0 + r < seq ? src[static_cast<int64_t>(row0 + r) * D + c] : 0.f;
+    dst[r][c] = row0 + r < seq ? src[(row0 + r) * ld + c] : 0.f;
   }
 }
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    simt_forward_kernel(const float* __restrict__ q, const float* __restrict__ k,
-                        const float* __restrict__ v, float* __restrict__ out,
-                        float* __restrict__ lse, int seq, int tiles, float scale) {
+    simt_forward_kernel(const float* __restrict__ q, AttnLayout lq, const float* __restrict__ k,
+                        AttnLayout lk, const float* __restrict__ v, AttnLayout lv,
+                        float* __restrict__ out, AttnLayout lout, float* __restrict__ lse,
+                        int seq, int64_t heads, int tiles, float scale) {
   constexpr int T = Simt<D>::T, LD = Simt<D>::LD, kPer = Simt<D>::kPer;
   __shared__ float sQ[T][LD], sK[T][LD], sV[T][LD], sP[T][T + 1];
   __shared__ float sM[T], sL[T], sAlpha[T];
   const int64_t bh = blockIdx.x / tiles;
   const int q0 = static_cast<int>(blockIdx.x % tiles) * T;
-  const int64_t base = bh * seq * D;
+  q += slice_offset(lq, bh, heads);
+  k += slice_offset(lk, bh, heads);
+  v += slice_offset(lv, bh, heads);
+  out += slice_offset(lout, bh, heads);
   const int tid = threadIdx.x;
 
-  simt_load<D, T, LD>(sQ, q + base, q0, seq);
+  simt_load<D, T, LD>(sQ, q, lq.row, q0, seq);
   if (tid < T) {
     sM[tid] = -INFINITY;
     sL[tid] = 0.f;
@@ -91,8 +108,8 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int k0 = 0; k0 < seq; k0 += T) {
     __syncthreads();  // the previous tile's readers are done (and sQ, sM, sL are written)
-    simt_load<D, T, LD>(sK, k + base, k0, seq);
-    simt_load<D, T, LD>(sV, v + base, k0, seq);
+    simt_load<D, T, LD>(sK, k, lk.row, k0, seq);
+    simt_load<D, T, LD>(sV, v, lv.row, k0, seq);
     __syncthreads();
     // Scores of the tile; keys past the end get -inf so they weigh exactly zero.
     for (int e = tid; e < T * T; e += kThreads) {
@@ -134,7 +151,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int c = 0; c < kPer; ++c) {
     const int e = tid + c * kThreads, i = e / D, d = e % D;
-    if (q0 + i < seq) out[base + static_cast<int64_t>(q0 + i) * D + d] = acc[c] / sL[i];
+    if (q0 + i < seq) out[(q0 + i) * lout.row + d] = acc[c] / sL[i];
   }
   if (tid < T && q0 + tid < seq) lse[bh * seq + q0 + tid] = sM[tid] + logf(sL[tid]);
 }
@@ -142,30 +159,36 @@ __global__ void __launch_bounds__(kThreads)
 // dK and dV of one tile of T keys, accumulated over all query tiles.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    simt_dkdv_kernel(const float* __restrict__ q, const float* __restrict__ k,
-                     const float* __restrict__ v, const float* __restrict__ dout,
+    simt_dkdv_kernel(const float* __restrict__ q, AttnLayout lq, const float* __restrict__ k,
+                     AttnLayout lk, const float* __restrict__ v, AttnLayout lv,
+                     const float* __restrict__ dout, AttnLayout ldout,
                      const float* __restrict__ lse, const float* __restrict__ delta,
-                     float* __restrict__ dk, float* __restrict__ dv, int seq, int tiles,
-                     float scale) {
+                     float* __restrict__ dk, AttnLayout ldk, float* __restrict__ dv,
+                     AttnLayout ldv, int seq, int64_t heads, int tiles, float scale) {
   constexpr int T = Simt<D>::T, LD = Simt<D>::LD, kPer = Simt<D>::kPer;
   __shared__ float sK[T][LD], sV[T][LD], sQ[T][LD], sdO[T][LD];
   __shared__ float sP[T][T + 1], sdS[T][T + 1];  // transposed: [key][query]
   __shared__ float sLse[T], sDelta[T];
   const int64_t bh = blockIdx.x / tiles;
   const int k0 = static_cast<int>(blockIdx.x % tiles) * T;
-  const int64_t base = bh * seq * D;
+  q += slice_offset(lq, bh, heads);
+  k += slice_offset(lk, bh, heads);
+  v += slice_offset(lv, bh, heads);
+  dout += slice_offset(ldout, bh, heads);
+  dk += slice_offset(ldk, bh, heads);
+  dv += slice_offset(ldv, bh, heads);
   const int tid = threadIdx.x;
 
-  simt_load<D, T, LD>(sK, k + base, k0, seq);
-  simt_load<D, T, LD>(sV, v + base, k0, seq);
+  simt_load<D, T, LD>(sK, k, lk.row, k0, seq);
+  simt_load<D, T, LD>(sV, v, lv.row, k0, seq);
   float dk_acc[kPer], dv_acc[kPer];
 #pragma unroll
   for (int c = 0; c < kPer; ++c) dk_acc[c] = dv_acc[c] = 0.f;
 
   for (int q0 = 0; q0 < seq; q0 += T) {
     __syncthreads();  // the previous query tile's readers are done (and sK, sV are written)
-    simt_load<D, T, LD>(sQ, q + base, q0, seq);
-    simt_load<D, T, LD>(sdO, dout + base, q0, seq);
+    simt_load<D, T, LD>(sQ, q, lq.row, q0, seq);
+    simt_load<D, T, LD>(sdO, dout, ldout.row, q0, seq);
     if (tid < T) {
       const bool live = q0 + tid < seq;
       sLse[tid] = live ? lse[bh * seq + q0 + tid] : 0.f;
@@ -203,9 +226,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int c = 0; c < kPer; ++c) {
     const int e = tid + c * kThreads, j = e / D, d = e % D;
     if (k0 + j < seq) {
-      const int64_t at = base + static_cast<int64_t>(k0 + j) * D + d;
-      dk[at] = dk_acc[c] * scale;
-      dv[at] = dv_acc[c];
+      dk[(k0 + j) * ldk.row + d] = dk_acc[c] * scale;
+      dv[(k0 + j) * ldv.row + d] = dv_acc[c];
     }
   }
 }
@@ -213,21 +235,27 @@ __global__ void __launch_bounds__(kThreads)
 // dQ of one tile of T queries, accumulated over all key tiles.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    simt_dq_kernel(const float* __restrict__ q, const float* __restrict__ k,
-                   const float* __restrict__ v, const float* __restrict__ dout,
+    simt_dq_kernel(const float* __restrict__ q, AttnLayout lq, const float* __restrict__ k,
+                   AttnLayout lk, const float* __restrict__ v, AttnLayout lv,
+                   const float* __restrict__ dout, AttnLayout ldout,
                    const float* __restrict__ lse, const float* __restrict__ delta,
-                   float* __restrict__ dq, int seq, int tiles, float scale) {
+                   float* __restrict__ dq, AttnLayout ldq, int seq, int64_t heads, int tiles,
+                   float scale) {
   constexpr int T = Simt<D>::T, LD = Simt<D>::LD, kPer = Simt<D>::kPer;
   __shared__ float sQ[T][LD], sdO[T][LD], sK[T][LD], sV[T][LD];
   __shared__ float sdS[T][T + 1];  // [query][key]
   __shared__ float sLse[T], sDelta[T];
   const int64_t bh = blockIdx.x / tiles;
   const int q0 = static_cast<int>(blockIdx.x % tiles) * T;
-  const int64_t base = bh * seq * D;
+  q += slice_offset(lq, bh, heads);
+  k += slice_offset(lk, bh, heads);
+  v += slice_offset(lv, bh, heads);
+  dout += slice_offset(ldout, bh, heads);
+  dq += slice_offset(ldq, bh, heads);
   const int tid = threadIdx.x;
 
-  simt_load<D, T, LD>(sQ, q + base, q0, seq);
-  simt_load<D, T, LD>(sdO, dout + base, q0, seq);
+  simt_load<D, T, LD>(sQ, q, lq.row, q0, seq);
+  simt_load<D, T, LD>(sdO, dout, ldout.row, q0, seq);
   if (tid < T) {
     const bool live = q0 + tid < seq;
     sLse[tid] = live ? lse[bh * seq + q0 + tid] : 0.f;
@@ -239,8 +267,8 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int k0 = 0; k0 < seq; k0 += T) {
     __syncthreads();  // the previous key tile's readers are done (and sQ, sdO are written)
-    simt_load<D, T, LD>(sK, k + base, k0, seq);
-    simt_load<D, T, LD>(sV, v + base, k0, seq);
+    simt_load<D, T, LD>(sK, k, lk.row, k0, seq);
+    simt_load<D, T, LD>(sV, v, lv.row, k0, seq);
     __syncthreads();
     for (int e = tid; e < T * T; e += kThreads) {
       const int i = e / T, j = e % T;  // query i, key j
@@ -266,7 +294,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int c = 0; c < kPer; ++c) {
     const int e = tid + c * kThreads, i = e / D, d = e % D;
-    if (q0 + i < seq) dq[base + static_cast<int64_t>(q0 + i) * D + d] = acc[c] * scale;
+    if (q0 + i < seq) dq[(q0 + i) * ldq.row + d] = acc[c] * scale;
   }
 }
 
@@ -350,17 +378,23 @@ __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4],
   a[3] = pack_floats(hi[2], hi[3]);
 }
 
-// Rows [row0, row0 + ROWS) of a [seq, D] bf16 slice into a [ROWS][D + 8] shared tile in
-// 16-byte pieces; rows past seq are zero (finite scores, zero values).
+// Rows [row0, row0 + ROWS) of a [seq, D] bf16 slice (rows `ld` elements apart; src and ld
+// 16-byte aligned, as the launchers check) into a [ROWS][D + 8] shared tile in 16-byte
+// pieces; rows past seq are zero (finite scores, zero values).
 template <int D, int ROWS>
-__device__ __forceinline__ void tc_load(bf16* dst, const bf16* __restrict__ src, int row0,
-                                        int seq) {
-  constexpr int kChunks = D / 8, LD = D + 8;
-  for (int e = threadIdx.x; e < ROWS * kChunks; e += kThreads) {
-    const int r = e / kChunks, c = (e % kChunks) * 8;
+__device__ __forceinline__ void tc_load(bf16* dst, const bf16* __restrict__ src, int64_t ld,
+                                        int row0, int seq) {
+  constexpr int kChunks = D / 8, LD = D + 8, kRowStep = kThreads / kChunks;
+  static_assert(kThreads % kChunks == 0 && ROWS % kRowStep == 0, "whole rows per pass");
+  // Each thread keeps one 16-byte column c and walks rows kRowStep apart.
+  const int c = (threadIdx.x % kChunks) * 8;
+  const int r0 = threadIdx.x / kChunks;
+  const bf16* p = src + (row0 + r0) * ld + c;
+  const int64_t step = kRowStep * ld;
+#pragma unroll
+  for (int r = r0; r < ROWS; r += kRowStep, p += step) {
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (row0 + r < seq)
-      val = *reinterpret_cast<const uint4*>(src + static_cast<int64_t>(row0 + r) * D + c);
+    if (row0 + r < seq) val = *reinterpret_cast<const uint4*>(p);
     *reinterpret_cast<uint4*>(dst + r * LD + c) = val;
   }
 }
@@ -382,9 +416,10 @@ template <int D> struct TcForward {
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    tc_forward_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                      const bf16* __restrict__ v, bf16* __restrict__ out,
-                      float* __restrict__ lse, int seq, int tiles, float scale_log2) {
+    tc_forward_kernel(const bf16* __restrict__ q, AttnLayout lq, const bf16* __restrict__ k,
+                      AttnLayout lk, const bf16* __restrict__ v, AttnLayout lv,
+                      bf16* __restrict__ out, AttnLayout lout, float* __restrict__ lse, int seq,
+                      int64_t heads, int tiles, float scale_log2) {
   using C = TcForward<D>;
   constexpr int kBr = C::kBr, kBc = C::kBc, LD = C::LD;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -394,9 +429,12 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.x / tiles;
   const int q0 = static_cast<int>(blockIdx.x % tiles) * kBr;
-  const int64_t base = bh * seq * D;
+  q += slice_offset(lq, bh, heads);
+  k += slice_offset(lk, bh, heads);
+  v += slice_offset(lv, bh, heads);
+  out += slice_offset(lout, bh, heads);
 
-  tc_load<D, kBr>(sQ, q + base, q0, seq);
+  tc_load<D, kBr>(sQ, q, lq.row, q0, seq);
   __syncthreads();
   uint32_t qa[D / 16][4];  // this warp's 16 query rows, kept in registers for every K tile
 #pragma unroll
@@ -408,8 +446,8 @@ __global__ void __launch_bounds__(kThreads)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   for (int k0 = 0; k0 < seq; k0 += kBc) {
     __syncthreads();  // every warp is done with the previous K/V tile
-    tc_load<D, kBc>(sK, k + base, k0, seq);
-    tc_load<D, kBc>(sV, v + base, k0, seq);
+    tc_load<D, kBc>(sK, k, lk.row, k0, seq);
+    tc_load<D, kBc>(sV, v, lv.row, k0, seq);
     __syncthreads();
 
     float s[kBc / 8][4] = {};
@@ -476,7 +514,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = 0; r < 2; ++r) {
     if (row[r] >= seq) continue;
     const float inv = 1.f / l[r];
-    bf16* dst = out + base + static_cast<int64_t>(row[r]) * D + 2 * t;
+    bf16* dst = out + row[r] * lout.row + 2 * t;
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt)
       *reinterpret_cast<uint32_t*>(dst + dt * 8) =
@@ -503,11 +541,12 @@ template <int D> struct TcBackward {
 // accumulates dV += P^T dO and dK += dS^T Q.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    tc_dkdv_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                   const bf16* __restrict__ v, const bf16* __restrict__ dout,
+    tc_dkdv_kernel(const bf16* __restrict__ q, AttnLayout lq, const bf16* __restrict__ k,
+                   AttnLayout lk, const bf16* __restrict__ v, AttnLayout lv,
+                   const bf16* __restrict__ dout, AttnLayout ldout,
                    const float* __restrict__ lse, const float* __restrict__ delta,
-                   bf16* __restrict__ dk, bf16* __restrict__ dv, int seq, int tiles,
-                   float scale, float scale_log2) {
+                   bf16* __restrict__ dk, AttnLayout ldk, bf16* __restrict__ dv, AttnLayout ldv,
+                   int seq, int64_t heads, int tiles, float scale, float scale_log2) {
   using C = TcBackward<D>;
   constexpr int LD = C::LD, kKeys = C::kKeys, kQStep = C::kQStep;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -520,17 +559,22 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.x / tiles;
   const int k0 = static_cast<int>(blockIdx.x % tiles) * kKeys;
-  const int64_t base = bh * seq * D;
+  q += slice_offset(lq, bh, heads);
+  k += slice_offset(lk, bh, heads);
+  v += slice_offset(lv, bh, heads);
+  dout += slice_offset(ldout, bh, heads);
+  dk += slice_offset(ldk, bh, heads);
+  dv += slice_offset(ldv, bh, heads);
   const int kr = warp * 16;  // this warp's first key row within the tile
 
-  tc_load<D, kKeys>(sK, k + base, k0, seq);
-  tc_load<D, kKeys>(sV, v + base, k0, seq);
+  tc_load<D, kKeys>(sK, k, lk.row, k0, seq);
+  tc_load<D, kKeys>(sV, v, lv.row, k0, seq);
   float dk_acc[D / 8][4] = {}, dv_acc[D / 8][4] = {};
 
   for (int q0 = 0; q0 < seq; q0 += kQStep) {
     __syncthreads();  // the previous query tile's readers are done (and sK, sV are written)
-    tc_load<D, kQStep>(sQ, q + base, q0, seq);
-    tc_load<D, kQStep>(sdO, dout + base, q0, seq);
+    tc_load<D, kQStep>(sQ, q, lq.row, q0, seq);
+    tc_load<D, kQStep>(sdO, dout, ldout.row, q0, seq);
     for (int i = threadIdx.x; i < kQStep; i += kThreads) {
       const bool live = q0 + i < seq;
       sLse[i] = live ? lse[bh * seq + q0 + i] * kLog2e : 0.f;
@@ -586,12 +630,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (row[r] >= seq) continue;
-    const int64_t at = base + static_cast<int64_t>(row[r]) * D + 2 * t;
+    bf16* dk_row = dk + row[r] * ldk.row + 2 * t;
+    bf16* dv_row = dv + row[r] * ldv.row + 2 * t;
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) {
-      *reinterpret_cast<uint32_t*>(dk + at + dt * 8) =
+      *reinterpret_cast<uint32_t*>(dk_row + dt * 8) =
           pack_floats(dk_acc[dt][2 * r] * scale, dk_acc[dt][2 * r + 1] * scale);
-      *reinterpret_cast<uint32_t*>(dv + at + dt * 8) =
+      *reinterpret_cast<uint32_t*>(dv_row + dt * 8) =
           pack_floats(dv_acc[dt][2 * r], dv_acc[dt][2 * r + 1]);
     }
   }
@@ -601,10 +646,11 @@ __global__ void __launch_bounds__(kThreads)
 // turns them into dS in registers and accumulates dQ += dS K.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    tc_dq_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                 const bf16* __restrict__ v, const bf16* __restrict__ dout,
-                 const float* __restrict__ lse, const float* __restrict__ delta,
-                 bf16* __restrict__ dq, int seq, int tiles, float scale, float scale_log2) {
+    tc_dq_kernel(const bf16* __restrict__ q, AttnLayout lq, const bf16* __restrict__ k,
+                 AttnLayout lk, const bf16* __restrict__ v, AttnLayout lv,
+                 const bf16* __restrict__ dout, AttnLayout ldout, const float* __restrict__ lse,
+                 const float* __restrict__ delta, bf16* __restrict__ dq, AttnLayout ldq, int seq,
+                 int64_t heads, int tiles, float scale, float scale_log2) {
   using C = TcBackward<D>;
   constexpr int LD = C::LD, kQueries = C::kQueries, kKStep = C::kKStep;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -615,11 +661,15 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t bh = blockIdx.x / tiles;
   const int q0 = static_cast<int>(blockIdx.x % tiles) * kQueries;
-  const int64_t base = bh * seq * D;
+  q += slice_offset(lq, bh, heads);
+  k += slice_offset(lk, bh, heads);
+  v += slice_offset(lv, bh, heads);
+  dout += slice_offset(ldout, bh, heads);
+  dq += slice_offset(ldq, bh, heads);
   const int qr = warp * 16;  // this warp's first query row within the tile
 
-  tc_load<D, kQueries>(sQ, q + base, q0, seq);
-  tc_load<D, kQueries>(sdO, dout + base, q0, seq);
+  tc_load<D, kQueries>(sQ, q, lq.row, q0, seq);
+  tc_load<D, kQueries>(sdO, dout, ldout.row, q0, seq);
   float lse2[2], dl[2];  // rows g and g + 8
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -631,8 +681,8 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int k0 = 0; k0 < seq; k0 += kKStep) {
     __syncthreads();  // the previous key tile's readers are done (and sQ, sdO are written)
-    tc_load<D, kKStep>(sK, k + base, k0, seq);
-    tc_load<D, kKStep>(sV, v + base, k0, seq);
+    tc_load<D, kKStep>(sK, k, lk.row, k0, seq);
+    tc_load<D, kKStep>(sV, v, lv.row, k0, seq);
     __syncthreads();
 
     float s[kKStep / 8][4] = {}, dp[kKStep / 8][4] = {};
@@ -676,7 +726,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = 0; r < 2; ++r) {
     const int row = q0 + qr + g + 8 * r;
     if (row >= seq) continue;
-    bf16* dst = dq + base + static_cast<int64_t>(row) * D + 2 * t;
+    bf16* dst = dq + row * ldq.row + 2 * t;
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt)
       *reinterpret_cast<uint32_t*>(dst + dt * 8) =
@@ -696,7 +746,20 @@ cudaError_t require_tensor_cores() {
   return major >= 8 ? cudaSuccess : cudaErrorNotSupported;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// One operand of a launcher: base pointer and strides.
+struct Operand {
+  const void* data;
+  AttnLayout layout;
+};
+
+// The bf16 kernels read inputs 16 bytes at a time and write outputs in bf16 pairs: an
+// operand off its boundary (a base pointer or a stride) must fail in the launcher with a
+// status, not as a misaligned-address fault in the kernel.
+bool all_supported(DType dtype, std::initializer_list<Operand> operands) {
+  for (const Operand& o : operands)
+    if (!attention_operand_supported(dtype, o.data, o.layout)) return false;
+  return true;
+}
 
 // Opts a kernel into more than the default 48 KiB of dynamic shared memory when it needs it.
 template <typename Kernel>
@@ -708,115 +771,164 @@ cudaError_t set_smem(Kernel* kernel, size_t bytes) {
 // Grids are 1-D (tile-major within each slice, so neighbouring blocks share K/V in L2).
 bool grid_fits(int64_t tiles, int64_t bh) { return tiles * bh <= INT_MAX; }
 
+bool supported_dtype(DType dtype) { return dtype == DType::F32 || dtype == DType::BF16; }
+
+// The checks both launchers share, before the empty case returns.
+bool valid_sizes(DType dtype, int64_t bh, int64_t heads, int64_t seq, int64_t head_dim) {
+  return supported_dtype(dtype) && attention_head_dim_supported(head_dim) && bh >= 0 &&
+         heads >= 1 && bh % heads == 0 && seq >= 0 && seq <= INT_MAX;
+}
+
+struct ForwardArgs {
+  Operand q, k, v;
+  void* out;
+  AttnLayout lout;
+  float* lse;
+  int64_t bh, heads;
+  int seq;
+  float scale;
+};
+
 template <int D>
-cudaError_t forward_for(DType dtype, const void* q, const void* k, const void* v, void* out,
-                        float* lse, int64_t bh, int seq, float scale, cudaStream_t stream) {
+cudaError_t forward_for(DType dtype, const ForwardArgs& a, cudaStream_t stream) {
   if (dtype == DType::F32) {
-    const int64_t tiles = ceil_div(seq, Simt<D>::T);
-    if (!grid_fits(tiles, bh)) return cudaErrorInvalidValue;
-    simt_forward_kernel<D><<<static_cast<unsigned>(tiles * bh), kThreads, 0, stream>>>(
-        static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v),
-        static_cast<float*>(out), lse, seq, static_cast<int>(tiles), scale);
+    const int64_t tiles = ceil_div(a.seq, Simt<D>::T);
+    if (!grid_fits(tiles, a.bh)) return cudaErrorInvalidValue;
+    simt_forward_kernel<D><<<static_cast<unsigned>(tiles * a.bh), kThreads, 0, stream>>>(
+        static_cast<const float*>(a.q.data), a.q.layout, static_cast<const float*>(a.k.data),
+        a.k.layout, static_cast<const float*>(a.v.data), a.v.layout, static_cast<float*>(a.out),
+        a.lout, a.lse, a.seq, a.heads, static_cast<int>(tiles), a.scale);
     return cudaGetLastError();
   }
   using C = TcForward<D>;
   if (cudaError_t e = require_tensor_cores(); e != cudaSuccess) return e;
-  if (!aligned16(q) || !aligned16(k) || !aligned16(v)) return cudaErrorMisalignedAddress;
-  const int64_t tiles = ceil_div(seq, C::kBr);
-  if (!grid_fits(tiles, bh)) return cudaErrorInvalidValue;
+  if (!all_supported(dtype, {a.q, a.k, a.v, {a.out, a.lout}})) return cudaErrorMisalignedAddress;
+  const int64_t tiles = ceil_div(a.seq, C::kBr);
+  if (!grid_fits(tiles, a.bh)) return cudaErrorInvalidValue;
   if (cudaError_t e = set_smem(tc_forward_kernel<D>, C::kSmem); e != cudaSuccess) return e;
-  tc_forward_kernel<D><<<static_cast<unsigned>(tiles * bh), kThreads, C::kSmem, stream>>>(
-      static_cast<const bf16*>(q), static_cast<const bf16*>(k), static_cast<const bf16*>(v),
-      static_cast<bf16*>(out), lse, seq, static_cast<int>(tiles), scale * kLog2e);
+  tc_forward_kernel<D><<<static_cast<unsigned>(tiles * a.bh), kThreads, C::kSmem, stream>>>(
+      static_cast<const bf16*>(a.q.data), a.q.layout, static_cast<const bf16*>(a.k.data),
+      a.k.layout, static_cast<const bf16*>(a.v.data), a.v.layout, static_cast<bf16*>(a.out),
+      a.lout, a.lse, a.seq, a.heads, static_cast<int>(tiles), a.scale * kLog2e);
   return cudaGetLastError();
 }
 
+struct BackwardArgs {
+  Operand q, k, v, out, dout;
+  const float* lse;
+  float* delta;
+  void *dq, *dk, *dv;
+  AttnLayout ldq, ldk, ldv;
+  int64_t bh, heads;
+  int seq, head_dim;
+  float scale;
+};
+
+constexpr int kDeltaBlock = 256;  // 8 rows (warps) per block
+
+// delta = rowsum(dout * out) for every one of the bh * seq rows.
+template <typename T>
+cudaError_t launch_delta(const BackwardArgs& a, cudaStream_t stream) {
+  const int64_t rows = a.bh * a.seq;
+  delta_kernel<<<static_cast<unsigned>(ceil_div(rows, kDeltaBlock / 32)), kDeltaBlock, 0,
+                 stream>>>(static_cast<const T*>(a.out.data), a.out.layout,
+                           static_cast<const T*>(a.dout.data), a.dout.layout, a.delta, rows,
+                           a.seq, a.heads, a.head_dim);
+  return cudaGetLastError();
+}
+
+// Everything is checked before the first launch (the delta pass included), so a refused
+// call launches nothing.
 template <int D>
-cudaError_t backward_for(DType dtype, const void* q, const void* k, const void* v,
-                         const void* dout, const float* lse, const float* delta, void* dq,
-                         void* dk, void* dv, int64_t bh, int seq, float scale,
-                         cudaStream_t stream) {
+cudaError_t backward_for(DType dtype, const BackwardArgs& a, cudaStream_t stream) {
+  if (ceil_div(a.bh * a.seq, kDeltaBlock / 32) > INT_MAX) return cudaErrorInvalidValue;
   if (dtype == DType::F32) {
-    const auto* fq = static_cast<const float*>(q);
-    const auto* fk = static_cast<const float*>(k);
-    const auto* fv = static_cast<const float*>(v);
-    const auto* fo = static_cast<const float*>(dout);
-    const int64_t tiles = ceil_div(seq, Simt<D>::T);
-    if (!grid_fits(tiles, bh)) return cudaErrorInvalidValue;
-    const unsigned grid = static_cast<unsigned>(tiles * bh);
-    simt_dkdv_kernel<D><<<grid, kThreads, 0, stream>>>(fq, fk, fv, fo, lse, delta,
-                                                       static_cast<float*>(dk),
-                                                       static_cast<float*>(dv), seq,
-                                                       static_cast<int>(tiles), scale);
+    const auto* fq = static_cast<const float*>(a.q.data);
+    const auto* fk = static_cast<const float*>(a.k.data);
+    const auto* fv = static_cast<const float*>(a.v.data);
+    const auto* fo = static_cast<const float*>(a.dout.data);
+    const int64_t tiles = ceil_div(a.seq, Simt<D>::T);
+    if (!grid_fits(tiles, a.bh)) return cudaErrorInvalidValue;
+    if (cudaError_t e = launch_delta<float>(a, stream); e != cudaSuccess) return e;
+    const unsigned grid = static_cast<unsigned>(tiles * a.bh);
+    simt_dkdv_kernel<D><<<grid, kThreads, 0, stream>>>(
+        fq, a.q.layout, fk, a.k.layout, fv, a.v.layout, fo, a.dout.layout, a.lse, a.delta,
+        static_cast<float*>(a.dk), a.ldk, static_cast<float*>(a.dv), a.ldv, a.seq, a.heads,
+        static_cast<int>(tiles), a.scale);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-    simt_dq_kernel<D><<<grid, kThreads, 0, stream>>>(fq, fk, fv, fo, lse, delta,
-                                                     static_cast<float*>(dq), seq,
-                                                     static_cast<int>(tiles), scale);
+    simt_dq_kernel<D><<<grid, kThreads, 0, stream>>>(
+        fq, a.q.layout, fk, a.k.layout, fv, a.v.layout, fo, a.dout.layout, a.lse, a.delta,
+        static_cast<float*>(a.dq), a.ldq, a.seq, a.heads, static_cast<int>(tiles), a.scale);
     return cudaGetLastError();
   }
   using C = TcBackward<D>;
   if (cudaError_t e = require_tensor_cores(); e != cudaSuccess) return e;
-  if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(dout))
+  if (!all_supported(dtype, {a.q, a.k, a.v, a.out, a.dout, {a.dq, a.ldq}, {a.dk, a.ldk},
+                             {a.dv, a.ldv}}))
     return cudaErrorMisalignedAddress;
-  const auto* bq = static_cast<const bf16*>(q);
-  const auto* bk = static_cast<const bf16*>(k);
-  const auto* bv = static_cast<const bf16*>(v);
-  const auto* bo = static_cast<const bf16*>(dout);
-  const int64_t key_tiles = ceil_div(seq, C::kKeys), query_tiles = ceil_div(seq, C::kQueries);
-  if (!grid_fits(key_tiles, bh) || !grid_fits(query_tiles, bh)) return cudaErrorInvalidValue;
+  const auto* bq = static_cast<const bf16*>(a.q.data);
+  const auto* bk = static_cast<const bf16*>(a.k.data);
+  const auto* bv = static_cast<const bf16*>(a.v.data);
+  const auto* bo = static_cast<const bf16*>(a.dout.data);
+  const int64_t key_tiles = ceil_div(a.seq, C::kKeys), query_tiles = ceil_div(a.seq, C::kQueries);
+  if (!grid_fits(key_tiles, a.bh) || !grid_fits(query_tiles, a.bh)) return cudaErrorInvalidValue;
   if (cudaError_t e = set_smem(tc_dkdv_kernel<D>, C::kSmemDkDv); e != cudaSuccess) return e;
   if (cudaError_t e = set_smem(tc_dq_kernel<D>, C::kSmemDq); e != cudaSuccess) return e;
-  const float scale_log2 = scale * kLog2e;
-  tc_dkdv_kernel<D><<<static_cast<unsigned>(key_tiles * bh), kThreads, C::kSmemDkDv, stream>>>(
-      bq, bk, bv, bo, lse, delta, static_cast<bf16*>(dk), static_cast<bf16*>(dv), seq,
-      static_cast<int>(key_tiles), scale, scale_log2);
+  if (cudaError_t e = launch_delta<bf16>(a, stream); e != cudaSuccess) return e;
+  const float scale_log2 = a.scale * kLog2e;
+  tc_dkdv_kernel<D><<<static_cast<unsigned>(key_tiles * a.bh), kThreads, C::kSmemDkDv, stream>>>(
+      bq, a.q.layout, bk, a.k.layout, bv, a.v.layout, bo, a.dout.layout, a.lse, a.delta,
+      static_cast<bf16*>(a.dk), a.ldk, static_cast<bf16*>(a.dv), a.ldv, a.seq, a.heads,
+      static_cast<int>(key_tiles), a.scale, scale_log2);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  tc_dq_kernel<D><<<static_cast<unsigned>(query_tiles * bh), kThreads, C::kSmemDq, stream>>>(
-      bq, bk, bv, bo, lse, delta, static_cast<bf16*>(dq), seq, static_cast<int>(query_tiles),
-      scale, scale_log2);
+  tc_dq_kernel<D><<<static_cast<unsigned>(query_tiles * a.bh), kThreads, C::kSmemDq, stream>>>(
+      bq, a.q.layout, bk, a.k.layout, bv, a.v.layout, bo, a.dout.layout, a.lse, a.delta,
+      static_cast<bf16*>(a.dq), a.ldq, a.seq, a.heads, static_cast<int>(query_tiles), a.scale,
+      scale_log2);
   return cudaGetLastError();
 }
 
-bool supported_dtype(DType dtype) { return dtype == DType::F32 || dtype == DType::BF16; }
-
 }  // namespace
 
-cudaError_t attention_forward(DType dtype, const void* q, const void* k, const void* v, void* out,
-                              float* lse, int64_t bh, int64_t seq, int64_t head_dim, float scale,
-                              cudaStream_t stream) {
-  if (!supported_dtype(dtype) || !attention_head_dim_supported(head_dim) || bh < 0 || seq < 0 ||
-      seq > INT_MAX)
-    return cudaErrorInvalidValue;
+cudaError_t attention_forward(DType dtype, const void* q, AttnLayout q_layout, const void* k,
+                              AttnLayout k_layout, const void* v, AttnLayout v_layout, void* out,
+                              AttnLayout out_layout, float* lse, int64_t bh, int64_t heads,
+                              int64_t seq, int64_t head_dim, float scale, cudaStream_t stream) {
+  if (!valid_sizes(dtype, bh, heads, seq, head_dim)) return cudaErrorInvalidValue;
   if (bh == 0 || seq == 0) return cudaSuccess;
-  const int s = static_cast<int>(seq);
-  return head_dim == 64 ? forward_for<64>(dtype, q, k, v, out, lse, bh, s, scale, stream)
-                        : forward_for<128>(dtype, q, k, v, out, lse, bh, s, scale, stream);
+  const ForwardArgs a{{q, q_layout}, {k, k_layout}, {v, v_layout}, out, out_layout, lse,
+                      bh, heads, static_cast<int>(seq), scale};
+  return head_dim == 64 ? forward_for<64>(dtype, a, stream) : forward_for<128>(dtype, a, stream);
 }
 
-cudaError_t attention_backward(DType dtype, const void* q, const void* k, const void* v,
-                               const void* out, const void* dout, const float* lse, float* delta,
-                               void* dq, void* dk, void* dv, int64_t bh, int64_t seq,
+cudaError_t attention_backward(DType dtype, const void* q, AttnLayout q_layout, const void* k,
+                               AttnLayout k_layout, const void* v, AttnLayout v_layout,
+                               const void* out, AttnLayout out_layout, const void* dout,
+                               AttnLayout dout_layout, const float* lse, float* delta, void* dq,
+                               AttnLayout dq_layout, void* dk, AttnLayout dk_layout, void* dv,
+                               AttnLayout dv_layout, int64_t bh, int64_t heads, int64_t seq,
                                int64_t head_dim, float scale, cudaStream_t stream) {
-  if (!supported_dtype(dtype) || !attention_head_dim_supported(head_dim) || bh < 0 || seq < 0 ||
-      seq > INT_MAX)
-    return cudaErrorInvalidValue;
+  if (!valid_sizes(dtype, bh, heads, seq, head_dim)) return cudaErrorInvalidValue;
   if (bh == 0 || seq == 0) return cudaSuccess;
-  const int64_t rows = bh * seq;
-  constexpr int kDeltaBlock = 256;  // 8 rows (warps) per block
-  const int64_t delta_blocks = ceil_div(rows, kDeltaBlock / 32);
-  if (delta_blocks > INT_MAX) return cudaErrorInvalidValue;
-  const int d = static_cast<int>(head_dim);
-  if (dtype == DType::F32)
-    delta_kernel<<<static_cast<unsigned>(delta_blocks), kDeltaBlock, 0, stream>>>(
-        static_cast<const float*>(out), static_cast<const float*>(dout), delta, rows, d);
-  else
-    delta_kernel<<<static_cast<unsigned>(delta_blocks), kDeltaBlock, 0, stream>>>(
-        static_cast<const bf16*>(out), static_cast<const bf16*>(dout), delta, rows, d);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  const int s = static_cast<int>(seq);
-  return head_dim == 64
-             ? backward_for<64>(dtype, q, k, v, dout, lse, delta, dq, dk, dv, bh, s, scale, stream)
-             : backward_for<128>(dtype, q, k, v, dout, lse, delta, dq, dk, dv, bh, s, scale, stream);
+  const BackwardArgs a{{q, q_layout},
+                       {k, k_layout},
+                       {v, v_layout},
+                       {out, out_layout},
+                       {dout, dout_layout},
+                       lse,
+                       delta,
+                       dq,
+                       dk,
+                       dv,
+                       dq_layout,
+                       dk_layout,
+                       dv_layout,
+                       bh,
+                       heads,
+                       static_cast<int>(seq),
+                       static_cast<int>(head_dim),
+                       scale};
+  return head_dim == 64 ? backward_for<64>(dtype, a, stream) : backward_for<128>(dtype, a, stream);
 }
 
 }  // namespace vimoe::kernels

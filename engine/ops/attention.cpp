@@ -57,9 +57,29 @@ void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op
 #endif
 }
 
-// Contiguous, history-free, and on the GPU 16-byte aligned: the kernels move rows in
-// 16-byte pieces, so a view starting at an odd element offset is copied.
+#ifdef VIMOE_WITH_CUDA
+// The batch, head and row strides the kernels address a [B, H, S, Dh] operand through. A
+// size-1 dim's stride never moves the address, so it is passed as 0 (which also keeps it out
+// of the bf16 multiple-of-8 rule).
+kernels::AttnLayout layout_of(const Tensor& t) {
+  const Shape& st = t.strides();
+  auto stride = [&](int64_t d) { return t.size(d) == 1 ? int64_t{0} : st[d]; };
+  return {stride(0), stride(1), stride(2)};
+}
+#endif
+
+// History-free operands the kernels read. On the GPU a view is passed through as it is when
+// the kernels take its strides (unit last stride; bf16 also a 16-byte aligned start and
+// strides that are multiples of 8 elements, kernels/attention.h), so the ViT's per-head views
+// of its projections cost no copy. Everything else is copied contiguous and, on the GPU,
+// 16-byte aligned (a view starting at an odd element offset is cloned: the bf16 kernels move
+// rows in 16-byte pieces). The CPU reference reads contiguous tensors.
 Tensor kernel_ready(const Tensor& t) {
+#ifdef VIMOE_WITH_CUDA
+  if (t.is_cuda() && t.numel() > 0 && t.strides()[3] == 1 &&
+      kernels::attention_operand_supported(t.dtype(), t.data_ptr(), layout_of(t)))
+    return t.detach();
+#endif
   Tensor c = t.contiguous();
   if (c.is_cuda() && c.numel() > 0 && reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 != 0)
     c = c.clone();
@@ -67,7 +87,7 @@ Tensor kernel_ready(const Tensor& t) {
 }
 
 struct Forward {
-  Tensor q, k, v, out, lse;  // the contiguous operands the kernels saw, and the results
+  Tensor q, k, v, out, lse;  // the operands the kernels read (kernel_ready), and the results
 };
 
 Forward run_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double scale) {
@@ -78,7 +98,12 @@ Forward run_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, 
   Forward f{kernel_ready(q_in), kernel_ready(k_in), kernel_ready(v_in), {}, {}};
   const Shape& s = f.q.shape();
   const DType dt = f.q.dtype();
-  f.out = Tensor::empty(s, TensorOptions(dt, f.q.device()));
+  // On the GPU the output is stored [B, S, H, Dh] and returned as its [B, H, S, Dh] view: the
+  // kernels write it through its strides, and the usual next step, merging the heads back
+  // into [B, S, H * Dh] (permute + reshape), is then a view instead of a copy.
+  f.out = f.q.is_cuda() ? Tensor::empty({s[0], s[2], s[1], s[3]}, TensorOptions(dt, f.q.device()))
+                              .permute({0, 2, 1, 3})
+                        : Tensor::empty(s, TensorOptions(dt, f.q.device()));
   f.lse = Tensor::empty({s[0], s[1], s[2]}, TensorOptions(lse_dtype(dt), f.q.device()));
   if (f.out.numel() == 0) return f;
   if (f.q.device().is_cpu()) {
@@ -86,8 +111,9 @@ Forward run_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, 
   } else {
 #ifdef VIMOE_WITH_CUDA
     VIMOE_CUDA_CHECK(kernels::attention_forward(
-        dt, f.q.data_ptr(), f.k.data_ptr(), f.v.data_ptr(), f.out.data_ptr(), f.lse.data<float>(),
-        s[0] * s[1], s[2], s[3], static_cast<float>(scale), cuda::stream()));
+        dt, f.q.data_ptr(), layout_of(f.q), f.k.data_ptr(), layout_of(f.k), f.v.data_ptr(),
+        layout_of(f.v), f.out.data_ptr(), layout_of(f.out), f.lse.data<float>(), s[0] * s[1],
+        s[1], s[2], s[3], static_cast<float>(scale), cuda::stream()));
 #endif
   }
   return f;
@@ -99,7 +125,8 @@ AttentionOutput attention_with_lse(const Tensor& q_arg, const Tensor& k_arg, con
                                    double scale) {
   const Tensor q = autocast::lower(q_arg), k = autocast::lower(k_arg), v = autocast::lower(v_arg);
   Forward f = run_forward(q, k, v, scale);
-  // Saves the contiguous operands (not the caller's views), the output and the lse.
+  // Saves the operands the kernels read (the caller's views where the kernels take them,
+  // else contiguous copies), the output and the lse.
   autograd::record("attention", f.out, {q, k, v},
                    [qc = f.q, kc = f.k, vc = f.v, out = f.out.detach(), lse = f.lse,
                     scale](const Tensor& g) {
@@ -170,9 +197,11 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
 #ifdef VIMOE_WITH_CUDA
     Tensor delta = Tensor::empty(lse_shape, TensorOptions(DType::F32, q.device()));
     VIMOE_CUDA_CHECK(kernels::attention_backward(
-        q.dtype(), qc.data_ptr(), kc.data_ptr(), vc.data_ptr(), oc.data_ptr(), gc.data_ptr(),
-        lc.data<float>(), delta.data<float>(), r.dq.data_ptr(), r.dk.data_ptr(), r.dv.data_ptr(),
-        s[0] * s[1], s[2], s[3], static_cast<float>(scale), cuda::stream()));
+        q.dtype(), qc.data_ptr(), layout_of(qc), kc.data_ptr(), layout_of(kc), vc.data_ptr(),
+        layout_of(vc), oc.data_ptr(), layout_of(oc), gc.data_ptr(), layout_of(gc),
+        lc.data<float>(), delta.data<float>(), r.dq.data_ptr(), layout_of(r.dq),
+        r.dk.data_ptr(), layout_of(r.dk), r.dv.data_ptr(), layout_of(r.dv), s[0] * s[1], s[1],
+        s[2], s[3], static_cast<float>(scale), cuda::stream()));
 #endif
   }
   return r;

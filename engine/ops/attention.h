@@ -9,8 +9,11 @@
 
 namespace vimoe {
 
-// q, k, v: [B, H, S, Dh] of one floating dtype on one device, any strides.
-// Returns a contiguous [B, H, S, Dh] tensor of that dtype; differentiable in q, k and v.
+// q, k, v: [B, H, S, Dh] of one floating dtype on one device, any strides (on CUDA the fused
+// kernels read views in place when the last dim is contiguous; see kernels/attention.h).
+// Returns a [B, H, S, Dh] tensor of that dtype, differentiable in q, k and v: contiguous on
+// the CPU; from the fused CUDA kernels a view of [B, S, H, Dh] storage, so that merging the
+// heads back (out.permute({0, 2, 1, 3}).reshape({B, S, H * Dh})) costs no copy.
 // On CUDA, what the fused kernels do not cover (head dims other than 64 and 128, f16) takes
 // attention_composed() instead, like PyTorch's math backend.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);

@@ -1,13 +1,18 @@
-// Fused attention on the GPU against the CPU reference: f32 (CUDA-core kernels) and bf16
-// (tensor-core kernels), forward, log-sum-exp and backward, on sequence lengths that hit
-// full tiles, partial tiles and a single row.
+// Fused attention on the GPU beyond the op-parity table: the CUDA-vs-CPU comparisons
+// (f32 and bf16 kernels, forward, log-sum-exp, backward alone and through autograd, views,
+// the ViT layout, the composed path for other head dims and types) are rows of
+// tests/op_parity/cases_attention.cpp. Here: determinism, scores of order 1000, misaligned
+// and strided views giving the contiguous result bit for bit, and what the fused entry points
+// (and the launchers) refuse.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "engine/ops/attention.h"
+#include "tests/op_parity/op_case.h"
 #include "tests/test_util.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -16,8 +21,6 @@
 
 using namespace vimoe;
 using vimoe::testing::all_close;
-using vimoe::testing::gpu_close;
-using vimoe::testing::scaled_tol_for;
 using vimoe::testing::uniform;
 
 namespace {
@@ -43,104 +46,7 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
-struct Case {
-  int64_t b, h, s, d;
-};
-
-// Sequence lengths: one row, partial tiles (17, 257 = ViT-S/14 at 224, 1370 = 518 px) and
-// an exact multiple of every tile size (64).
-std::vector<Case> cases() {
-  std::vector<Case> out;
-  for (int64_t d : {64, 128})
-    for (int64_t s : {1, 17, 64, 257, 1370})
-      out.push_back(s > 1000 ? Case{1, 2, s, d} : Case{2, 3, s, d});
-  return out;
-}
-
-// out_frac bounds the forward and grad_frac the gradients (in close_to's sense).
-void compare_with_cpu(DType dt, double out_frac, double grad_frac) {
-  uint64_t seed = 100;
-  for (const Case& c : cases()) {
-    const Shape shape{c.b, c.h, c.s, c.d};
-    SCOPED_TRACE(shape_str(shape) + " " + dtype_name(dt));
-    // q and k in [-2, 2] give scaled scores with a standard deviation near 1.3: peaked
-    // enough that a wrong key or row shows, without saturating the softmax.
-    const Tensor q = uniform(shape, seed++, -2, 2, dt), k = uniform(shape, seed++, -2, 2, dt),
-                 v = uniform(shape, seed++, -1, 1, dt), g = uniform(shape, seed++, -1, 1, dt);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
-
-    const AttentionOutput ref = attention_with_lse(q, k, v, scale);
-    const AttentionOutput got = attention_with_lse(q.cuda(), k.cuda(), v.cuda(), scale);
-    ASSERT_TRUE(got.out.is_cuda());
-    ASSERT_EQ(got.out.dtype(), dt);
-    EXPECT_TRUE(close_to(got.out, ref.out, out_frac));
-    // Scores accumulate in f32 on both sides of the tensor-core path too (bf16 products
-    // are exact in f32), so the log-sum-exp agrees to f32 accuracy in either dtype.
-    EXPECT_TRUE(all_close(got.lse.cpu(), ref.lse, 1e-4, 1e-5));
-
-    // The backward from the same saved output and lse on both devices: this measures the
-    // backward kernels alone.
-    const AttentionGrads gref = attention_backward(q, k, v, ref.out, ref.lse, g, scale);
-    const AttentionGrads ggot = attention_backward(q.cuda(), k.cuda(), v.cuda(), ref.out.cuda(),
-                                                   ref.lse.cuda(), g.cuda(), scale);
-    EXPECT_TRUE(close_to(ggot.dq, gref.dq, grad_frac)) << "dq";
-    EXPECT_TRUE(close_to(ggot.dk, gref.dk, grad_frac)) << "dk";
-    EXPECT_TRUE(close_to(ggot.dv, gref.dv, grad_frac)) << "dv";
-  }
-}
-
 }  // namespace
-
-TEST(AttentionCuda, F32MatchesTheCpu) {
-  VIMOE_REQUIRE_GPU();
-  // f32 sums of at most 1370 terms against double: ~1e-6 relative; 1e-4 leaves margin.
-  compare_with_cpu(DType::F32, 1e-4, 1e-4);
-}
-
-TEST(AttentionCuda, Bf16MatchesTheCpu) {
-  VIMOE_REQUIRE_GPU();
-  // Same bf16 inputs on both sides. The GPU rounds P (forward) and P, dS (backward) to bf16
-  // before the tensor-core products (2^-9 relative per element, averaging out over the
-  // sums) and each side rounds its result to bf16 once (up to one bf16 ulp, 2^-8 relative,
-  // between them): 1% of the largest value plus 1% of each element forward, 2% backward.
-  compare_with_cpu(DType::BF16, 1e-2, 2e-2);
-}
-
-TEST(AttentionCuda, AutogradWithPermutedInputsMatchesTheCpu) {
-  VIMOE_REQUIRE_GPU();
-  // [B, S, H, Dh] projections viewed as [B, H, S, Dh], as a ViT block does; 197 tokens.
-  const Shape bshd{2, 197, 3, 64};
-  for (DType dt : {DType::F32, DType::BF16}) {
-    SCOPED_TRACE(dtype_name(dt));
-    std::vector<Tensor> cpu_leaves, gpu_leaves;
-    for (uint64_t i = 0; i < 3; ++i) {
-      Tensor c = uniform(bshd, 200 + i, i < 2 ? -2 : -1, i < 2 ? 2 : 1, dt);
-      Tensor d = c.cuda();
-      c.set_requires_grad(true);
-      d.set_requires_grad(true);
-      cpu_leaves.push_back(c);
-      gpu_leaves.push_back(d);
-    }
-    const Tensor w = uniform({2, 3, 197, 64}, 210, -1, 1, dt);
-    auto run = [&](const std::vector<Tensor>& x, const Tensor& weight) {
-      const Tensor out = attention(x[0].permute({0, 2, 1, 3}), x[1].permute({0, 2, 1, 3}),
-                                   x[2].permute({0, 2, 1, 3}));
-      sum(out * weight).backward();
-      return out;
-    };
-    const Tensor ref = run(cpu_leaves, w);
-    const Tensor got = run(gpu_leaves, w.cuda());
-    // Here the GPU backward uses its own forward's output, so bf16 adds that rounding.
-    const double out_frac = dt == DType::F32 ? 1e-4 : 1e-2;
-    const double grad_frac = dt == DType::F32 ? 1e-4 : 3e-2;
-    EXPECT_TRUE(close_to(got, ref, out_frac));
-    for (int i = 0; i < 3; ++i) {
-      ASSERT_TRUE(gpu_leaves[i].grad().defined());
-      EXPECT_EQ(gpu_leaves[i].grad().shape(), bshd);
-      EXPECT_TRUE(close_to(gpu_leaves[i].grad(), cpu_leaves[i].grad(), grad_frac)) << "input " << i;
-    }
-  }
-}
 
 TEST(AttentionCuda, BackwardIsDeterministic) {
   VIMOE_REQUIRE_GPU();
@@ -185,8 +91,8 @@ TEST(AttentionCuda, LargeLogitsStayFinite) {
 
 TEST(AttentionCuda, MisalignedViewsAreHandled) {
   VIMOE_REQUIRE_GPU();
-  // A view starting one element into its storage is not 16-byte aligned; the front-end
-  // copies it before the kernels' 16-byte loads.
+  // A view starting one element into its storage is not 16-byte aligned: the f32 kernels
+  // read it in place, for bf16 the front-end copies it before the kernels' 16-byte loads.
   const Shape shape{1, 2, 17, 64};
   for (DType dt : {DType::F32, DType::BF16}) {
     const Tensor flat = uniform({2 * 17 * 64 + 1}, 501, -2, 2, dt, Device::cuda());
@@ -197,39 +103,152 @@ TEST(AttentionCuda, MisalignedViewsAreHandled) {
   }
 }
 
-// What the fused kernels do not cover, attention() computes through the composed path (and
-// matches the CPU); the fused entry point itself refuses it by name.
-TEST(AttentionCuda, OtherHeadDimsAndTypesTakeTheComposedPath) {
+// The kernels read q, k, v and dout through their strides, and do the same arithmetic
+// whatever the layout: views the front-end passes straight through (the ViT's per-head views,
+// a packed qkv, rows padded to a multiple of 8 elements) and views it copies first (bf16 rows
+// of 65 elements, which the tensor-core loads cannot take) must all give the result of the
+// contiguous operands bit for bit, forward and backward.
+TEST(AttentionCuda, StridedViewsGiveTheContiguousResultBitForBit) {
   VIMOE_REQUIRE_GPU();
-  for (const int64_t dh : {16, 40}) {
-    for (const DType dt : {DType::F32, DType::BF16}) {
-      SCOPED_TRACE(std::to_string(dh) + " " + dtype_name(dt));
-      Tensor qc = uniform({2, 3, 17, dh}, 11, -1, 1, dt), kc = uniform({2, 3, 17, dh}, 12, -1, 1, dt),
-             vc = uniform({2, 3, 17, dh}, 13, -1, 1, dt);
-      Tensor qg = qc.cuda(), kg = kc.cuda(), vg = vc.cuda();
-      for (Tensor* t : {&qc, &kc, &vc, &qg, &kg, &vg}) t->set_requires_grad(true);
-      const Tensor dy = uniform({2, 3, 17, dh}, 14, -1, 1, dt);
-      const Tensor oc = attention(qc, kc, vc), og = attention(qg, kg, vg);
-      EXPECT_TRUE(gpu_close(og, oc, scaled_tol_for(dt)));
-      oc.backward(dy);
-      og.backward(dy.cuda());
-      EXPECT_TRUE(gpu_close(qg.grad(), qc.grad(), scaled_tol_for(dt)));
-      EXPECT_TRUE(gpu_close(kg.grad(), kc.grad(), scaled_tol_for(dt)));
-      EXPECT_TRUE(gpu_close(vg.grad(), vc.grad(), scaled_tol_for(dt)));
+  constexpr int64_t B = 2, H = 3, T = 33, Dh = 64;
+  const Device gpu = Device::cuda();
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor proj[3] = {uniform({B, T, H * Dh}, 601, -2, 2, dt, gpu),
+                            uniform({B, T, H * Dh}, 602, -2, 2, dt, gpu),
+                            uniform({B, T, H * Dh}, 603, -1, 1, dt, gpu)};
+    const Tensor packed = uniform({B, T, 3, H, Dh}, 604, -2, 2, dt, gpu);
+    const Tensor padded8 = uniform({B, H, T, Dh + 8}, 605, -2, 2, dt, gpu);
+    const Tensor padded1 = uniform({B, H, T, Dh + 1}, 606, -2, 2, dt, gpu);
+    auto split = [&](const Tensor& x) { return x.view({B, T, H, Dh}).permute({0, 2, 1, 3}); };
+    auto part = [&](int64_t i) { return packed.select(2, i).permute({0, 2, 1, 3}); };
+    struct Layout {
+      const char* name;
+      Tensor q, k, v;
+    };
+    const Layout layouts[] = {
+        {"vit", split(proj[0]), split(proj[1]), split(proj[2])},
+        {"packed_qkv", part(0), part(1), part(2)},
+        {"row_stride_72", padded8.narrow(3, 0, Dh), padded8.narrow(3, 8, Dh),
+         padded8.narrow(3, 0, Dh)},
+        {"row_stride_65", padded1.narrow(3, 0, Dh), padded1.narrow(3, 1, Dh),
+         padded1.narrow(3, 0, Dh)},
+    };
+    const Tensor g = uniform({B, H, T, Dh}, 607, -1, 1, dt, gpu);
+    const Tensor g_view = split(uniform({B, T, H * Dh}, 608, -1, 1, dt, gpu));
+    for (const Layout& l : layouts) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + l.name);
+      ASSERT_FALSE(l.q.is_contiguous());
+      const Tensor qc = l.q.contiguous(), kc = l.k.contiguous(), vc = l.v.contiguous();
+      const AttentionOutput got = attention_with_lse(l.q, l.k, l.v, 0.125);
+      const AttentionOutput ref = attention_with_lse(qc, kc, vc, 0.125);
+      EXPECT_TRUE(all_close(got.out.cpu(), ref.out.cpu(), 0, 0));
+      EXPECT_TRUE(all_close(got.lse.cpu(), ref.lse.cpu(), 0, 0));
+      for (const Tensor& dout : {g, g_view}) {
+        const AttentionGrads a = attention_backward(l.q, l.k, l.v, ref.out, ref.lse, dout, 0.125);
+        const AttentionGrads b =
+            attention_backward(qc, kc, vc, ref.out, ref.lse, dout.contiguous(), 0.125);
+        EXPECT_TRUE(all_close(a.dq.cpu(), b.dq.cpu(), 0, 0));
+        EXPECT_TRUE(all_close(a.dk.cpu(), b.dk.cpu(), 0, 0));
+        EXPECT_TRUE(all_close(a.dv.cpu(), b.dv.cpu(), 0, 0));
+      }
     }
   }
+}
+
+// What the fused kernels do not cover, attention() computes through the composed path (the
+// table's rows compare it with the CPU); the fused entry point itself refuses it by name.
+TEST(AttentionCuda, FusedEntryPointsRefuseWhatTheKernelsDoNotTake) {
+  VIMOE_REQUIRE_GPU();
   const Tensor q64 = uniform({1, 2, 17, 64}, 2, -1, 1, DType::F32, Device::cuda());
   const Tensor h64 = q64.to(DType::F16);
-  EXPECT_TRUE(gpu_close(attention(h64, h64, h64).to(DType::F32), attention(q64, q64, q64).cpu(),
-                        vimoe::testing::ScaledTol{2e-3, 1.0 / 256}));
   const Tensor q40 = uniform({1, 2, 17, 40}, 1, -1, 1, DType::BF16, Device::cuda());
   EXPECT_VIMOE_ERROR(attention_with_lse(q40, q40, q40, 0.5), "attention", "head dim", "40");
   EXPECT_VIMOE_ERROR(attention_with_lse(h64, h64, h64, 0.5), "attention", "f16");
   EXPECT_VIMOE_ERROR(attention(q64, q64.cpu(), q64), "attention", "cuda", "cpu");
 #ifdef VIMOE_WITH_CUDA
+  using kernels::AttnLayout;
   // The launchers themselves refuse unsupported head dims rather than misbehave.
-  EXPECT_EQ(kernels::attention_forward(DType::BF16, q40.data_ptr(), q40.data_ptr(), q40.data_ptr(),
-                                       nullptr, nullptr, 2, 17, 40, 1.f, nullptr),
+  const AttnLayout l40 = kernels::attention_contiguous_layout(2, 17, 40);
+  EXPECT_EQ(kernels::attention_forward(DType::BF16, q40.data_ptr(), l40, q40.data_ptr(), l40,
+                                       q40.data_ptr(), l40, nullptr, l40, nullptr, 2, 2, 17, 40,
+                                       1.f, nullptr),
             cudaErrorInvalidValue);
+  // Every pointer the bf16 kernels read or write 16 bytes or a pair at a time is checked:
+  // one off its boundary (an output included) is refused before anything is launched.
+  // b is [1, 2, 17, 64] (bh = 2 slices of 2 heads).
+  const Tensor b = uniform({2, 17, 64}, 3, -1, 1, DType::BF16, Device::cuda());
+  const AttnLayout lb = kernels::attention_contiguous_layout(2, 17, 64);
+  Tensor o = Tensor::empty({2 * 17 * 64 + 8}, TensorOptions(DType::BF16, Device::cuda()));
+  Tensor lse = Tensor::empty({2, 17}, TensorOptions(DType::F32, Device::cuda()));
+  Tensor delta = Tensor::empty({2, 17}, TensorOptions(DType::F32, Device::cuda()));
+  auto* off = static_cast<char*>(o.data_ptr()) + 2;  // a bf16 element past a 16-byte boundary
+  EXPECT_EQ(kernels::attention_forward(DType::BF16, b.data_ptr(), lb, b.data_ptr(), lb,
+                                       b.data_ptr(), lb, off, lb, lse.data<float>(), 2, 2, 17, 64,
+                                       0.125f, cuda::stream()),
+            cudaErrorMisalignedAddress);
+  const void* in = b.data_ptr();
+  void* ok = o.data_ptr();
+  for (int which = 0; which < 3; ++which) {
+    void* d[3] = {ok, ok, ok};
+    d[which] = off;
+    EXPECT_EQ(kernels::attention_backward(DType::BF16, in, lb, in, lb, in, lb, in, lb, in, lb,
+                                          lse.data<float>(), delta.data<float>(), d[0], lb, d[1],
+                                          lb, d[2], lb, 2, 2, 17, 64, 0.125f, cuda::stream()),
+              cudaErrorMisalignedAddress)
+        << "gradient " << which;
+  }
+  // So is every stride: a batch, head or row stride that is not a multiple of 8 elements
+  // (16 bytes) moves rows off the boundary even from an aligned base, for any operand (the
+  // f32 kernels, which read single elements, take such strides). One head here, so bh = 2
+  // batch entries; the launcher checks every stride it is given (the front-end passes 0 for
+  // the stride of a size-1 dim).
+  const AttnLayout odd[3] = {{17 * 64 + 4, 17 * 64, 64}, {17 * 64, 17 * 64 + 4, 64},
+                             {17 * 64, 17 * 64, 65}};
+  for (int s = 0; s < 3; ++s) {
+    SCOPED_TRACE("stride " + std::to_string(s));
+    for (int which = 0; which < 4; ++which) {  // q, k, v, out
+      AttnLayout l[4] = {lb, lb, lb, lb};
+      l[which] = odd[s];
+      EXPECT_EQ(kernels::attention_forward(DType::BF16, in, l[0], in, l[1], in, l[2], ok, l[3],
+                                           lse.data<float>(), 2, 1, 17, 64, 0.125f,
+                                           cuda::stream()),
+                cudaErrorMisalignedAddress)
+          << "forward operand " << which;
+    }
+    for (int which = 0; which < 8; ++which) {  // q, k, v, out, dout, dq, dk, dv
+      AttnLayout l[8] = {lb, lb, lb, lb, lb, lb, lb, lb};
+      l[which] = odd[s];
+      EXPECT_EQ(kernels::attention_backward(DType::BF16, in, l[0], in, l[1], in, l[2], in, l[3],
+                                            in, l[4], lse.data<float>(), delta.data<float>(), ok,
+                                            l[5], ok, l[6], ok, l[7], 2, 1, 17, 64, 0.125f,
+                                            cuda::stream()),
+                cudaErrorMisalignedAddress)
+          << "backward operand " << which;
+    }
+  }
+  // Heads must be positive and divide bh.
+  EXPECT_EQ(kernels::attention_forward(DType::F32, in, lb, in, lb, in, lb, ok, lb,
+                                       lse.data<float>(), 2, 0, 17, 64, 0.125f, cuda::stream()),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::attention_forward(DType::F32, in, lb, in, lb, in, lb, ok, lb,
+                                       lse.data<float>(), 2, 3, 17, 64, 0.125f, cuda::stream()),
+            cudaErrorInvalidValue);
+  cuda::synchronize();
 #endif
+}
+
+// The fused kernels write the output through strides into [B, S, H, Dh] storage, so the
+// model's head merge (permute back, reshape to [B, S, H * Dh]) is a view of it, not a copy.
+TEST(AttentionCuda, OutputMergesHeadsWithoutACopy) {
+  VIMOE_REQUIRE_GPU();
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor q = uniform({2, 3, 17, 64}, 11, -1, 1, dt, Device::cuda());
+    const Tensor o = attention(q, q, q);
+    const Tensor merged = o.permute({0, 2, 1, 3}).reshape({2, 17, 3 * 64});
+    EXPECT_TRUE(merged.is_contiguous()) << dtype_name(dt);
+    EXPECT_EQ(merged.data_ptr(), o.data_ptr()) << dtype_name(dt) << ": the merge copied";
+    EXPECT_TRUE(vimoe::parity::compare(o, attention(q.cpu(), q.cpu(), q.cpu()),
+                                dt == DType::F32 ? vimoe::parity::Tol{1e-5, 1e-4, 1e-4} : vimoe::parity::Tol{0, 1e-2, 1e-2},
+                                "attention output"));
+  }
 }
