@@ -144,3 +144,29 @@ TEST(Autograd, MultiOutputNodes) {
       },
       {vimoe::testing::leaf64({4}, 3)}));
 }
+
+// gradcheck's finite differences stay accurate when the op has many outputs of size ~10
+// (log_softmax over 771 values in [-8, 8)): the outputs are differenced before they are
+// summed, so the rounding of a large total does not reach the numeric gradient.
+TEST(Gradcheck, ManyLargeOutputsKeepTheNumericGradientAccurate) {
+  const Tensor x = (rand({3, 257}, 7, TensorOptions(DType::F64)) * 16.0 - 8.0).detach().set_requires_grad(true);
+  const GradcheckResult r =
+      gradcheck([](const std::vector<Tensor>& a) { return log_softmax(a[0], 1); }, {x}, 1e-6, 1e-6, 1e-4);
+  EXPECT_TRUE(r.ok) << r.message;
+  EXPECT_LT(r.max_abs_error, 1e-6);
+}
+
+// And it still catches a gradient off by 0.1%: y + (e - e.detach()) with e = 0.001 y has
+// y's values but 1.001 times its gradient.
+TEST(Gradcheck, ReportsAWrongGradient) {
+  const Tensor x = (rand({4, 5}, 8, TensorOptions(DType::F64)) + 0.5).detach().set_requires_grad(true);
+  const GradcheckResult r = gradcheck(
+      [](const std::vector<Tensor>& a) {
+        const Tensor y = a[0] * a[0];
+        const Tensor e = y * 0.001;
+        return y + (e - e.detach());
+      },
+      {x}, 1e-6, 1e-6, 1e-4);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.message.find("input 0 element"), std::string::npos) << r.message;
+}
