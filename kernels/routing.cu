@@ -62,8 +62,13 @@ __global__ void routing_forward_kernel(const T* __restrict__ logits, int64_t row
     }
   }
   if (renormalize) {
+    // The top probability of a max-shifted softmax is 1 / z >= 1 / n, so chosen_sum > 0 for
+    // every finite row; the guard keeps a row whose chosen probabilities are all zero (which
+    // only a change upstream could produce) at zero gates instead of 0 / 0 = NaN. The CPU
+    // reference guards the same way.
+    const T denom = chosen_sum > T(0) ? chosen_sum : T(1);
     __syncwarp();  // lane 0's gate writes are visible to the lanes that rescale them
-    for (int j = lane; j < k; j += 32) gates[r * k + j] /= chosen_sum;
+    for (int j = lane; j < k; j += 32) gates[r * k + j] /= denom;
   }
 }
 
@@ -91,6 +96,7 @@ __global__ void routing_backward_kernel(const T* __restrict__ probs, const int32
     }
     S = warp_sum(s_part);
     dot = warp_sum(dot_part);
+    if (!(S > T(0))) S = 1;  // as in the forward: zero chosen probabilities, zero gates
   }
   for (int j = 0; j < k; ++j) {
     const int e = ids[r * k + j];

@@ -36,6 +36,9 @@ void forward_typed(const Tensor& logits_in, int64_t k, bool renormalize, const T
     std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
     double chosen = 0;
     for (int64_t j = 0; j < k; ++j) chosen += p[order[j]];
+    // chosen >= 1 / N for a finite row (the top probability is 1 / z); a row of zero chosen
+    // probabilities keeps zero gates rather than 0 / 0 (kernels/routing.cu does the same).
+    if (!(chosen > 0)) chosen = 1;
     for (int64_t j = 0; j < k; ++j) {
       id_out[r * k + j] = order[j];
       g_out[r * k + j] = static_cast<T>(renormalize ? p[order[j]] / chosen : p[order[j]]);
@@ -66,6 +69,7 @@ void backward_typed(const Tensor& probs, const Tensor& ids, const Tensor& load,
         S += pr[id[r * k + j]];
         dot += dg[r * k + j] * pr[id[r * k + j]];
       }
+      if (!(S > 0)) S = 1;  // the forward's guard
       for (int64_t j = 0; j < k; ++j) dp[id[r * k + j]] += dg[r * k + j] / S - dot / (S * S);
     } else {
       for (int64_t j = 0; j < k; ++j) dp[id[r * k + j]] += dg[r * k + j];
