@@ -23,7 +23,9 @@ TEST_P(Table, CudaMatchesTheCpu) {
   const std::vector<Tensor> yc = c.fn(h.args), yd = c.fn(d.args);
   ASSERT_EQ(yd.size(), yc.size()) << "the op returned different numbers of outputs";
   for (size_t j = 0; j < yc.size(); ++j) {
-    if (yd[j].defined()) ASSERT_TRUE(yd[j].is_cuda()) << "output " << j << " left the GPU";
+    if (yd[j].defined()) {
+      ASSERT_TRUE(yd[j].is_cuda()) << "output " << j << " left the GPU";
+    }
     EXPECT_TRUE(compare(yd[j], yc[j], c.fwd, "output " + std::to_string(j)));
   }
   if (!c.backward) return;

@@ -23,7 +23,10 @@ std::vector<Family>& registry() {
 std::string shape_tag(const Shape& s) {
   if (s.empty()) return "0d";
   std::string out;
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) out += 'x';
+    out += std::to_string(s[i]);
+  }
   return out;
 }
 

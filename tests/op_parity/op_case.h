@@ -57,6 +57,21 @@ struct Input {
   std::function<Tensor(uint64_t seed)> make;
 };
 
+// The rows' own pseudo-random numbers (splitmix64), for inputs a row builds itself (expert
+// ids, router logits): never the engine's random ops, which are under test.
+struct CaseRng {
+  uint64_t s;
+  explicit CaseRng(uint64_t seed) : s(seed) {}
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) / 9007199254740992.0; }  // [0, 1)
+  int64_t below(int64_t n) { return static_cast<int64_t>(uniform() * static_cast<double>(n)); }
+};
+
 // A floating input uniform in [lo, hi).
 Input in(Shape shape, DType dtype = DType::F32, double lo = -1, double hi = 1,
          View view = View::Contiguous);
