@@ -18,3 +18,8 @@ cmake --build "$build_dir" -j "$jobs"
 echo "== testing"
 cd "$build_dir"
 ctest --output-on-failure -j "$jobs" --timeout 600 "$@"
+cd ..
+# The GPU check's dry run: the CUDA build configures, and every script, target and input the
+# GPU stages need is in the repository (tools only a GPU host has are listed, not required).
+echo "== GPU check, dry run"
+scripts/gpu_check.sh --dry-run --build-dir "$build_dir" "$build_dir/gpu_check_dry"
