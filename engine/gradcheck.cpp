@@ -19,10 +19,12 @@ Tensor weights_like(const Tensor& out) {
   return Tensor::from_vector(w, out.shape());
 }
 
+// f's output as an f64 copy: f may return a view of its input (slice, select, expand),
+// whose values would change with the next perturbation.
 Tensor eval_f64(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                 const std::vector<Tensor>& inputs) {
   NoGradGuard no_grad;
-  return f(inputs).to(DType::F64);
+  return f(inputs).to(DType::F64).clone();
 }
 
 }  // namespace
