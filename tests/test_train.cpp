@@ -1,5 +1,6 @@
 // The training driver: exact resumption, and a short run that learns.
 #include <gtest/gtest.h>
+#include <stb_image_write.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -114,6 +115,46 @@ TEST(Train, Bf16AutocastTracksF32AndKeepsF32MasterWeights) {
     EXPECT_EQ(t.dtype(), DType::F32) << name;
     EXPECT_TRUE(std::isfinite(sum(abs(t)).item<double>())) << name;
   }
+  fs::remove_all(dir);
+}
+
+// Validation records count completed epochs, the per-epoch ones and the final one alike: a
+// two-epoch run logs epoch 1 after the first epoch and epoch 2 at the end.
+TEST(Train, ValidationRecordsCountCompletedEpochs) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_epochs_" + std::to_string(::getpid()));
+  for (int cls = 0; cls < 2; ++cls)
+    for (int i = 0; i < 8; ++i) {
+      const fs::path f = dir / "data" / ("class" + std::to_string(cls)) / (std::to_string(i) + ".png");
+      fs::create_directories(f.parent_path());
+      std::vector<uint8_t> px(8 * 8 * 3);
+      for (size_t k = 0; k < px.size(); ++k) px[k] = static_cast<uint8_t>((k * 37 + i * 11 + cls * 101) % 256);
+      ASSERT_NE(stbi_write_png(f.string().c_str(), 8, 8, 3, px.data(), 8 * 3), 0) << f;
+    }
+  app::RunConfig c = small_run((dir / "run").string(), 0);
+  c.dataset = "folder";
+  c.data_dir = c.val_dir = (dir / "data").string();
+  c.image_size = 8;
+  c.patch_size = 4;
+  c.width = 16;
+  c.depth = 2;
+  c.heads = 2;
+  c.moe_last = 1;
+  c.batch_size = 4;
+  c.epochs = 2;
+  c.drop_path = 0;
+  c.final_eval = true;
+  {
+    app::Trainer trainer(c);
+    ASSERT_EQ(trainer.run(), 0);
+  }
+  std::vector<std::pair<int64_t, bool>> validations;  // (epoch, final)
+  std::ifstream metrics(dir / "run" / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains("val_top1")) validations.emplace_back(j.at("epoch").get<int64_t>(), j.value("final", false));
+  }
+  const std::vector<std::pair<int64_t, bool>> expected = {{1, false}, {2, true}};
+  EXPECT_EQ(validations, expected);
   fs::remove_all(dir);
 }
 

@@ -341,30 +341,13 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
               "optimiser step (", cfg_.batch_size * cfg_.accum_steps, " images)");
   total_steps_ = steps_per_epoch * cfg_.epochs;
   if (cfg_.max_steps > 0) total_steps_ = std::min(total_steps_, cfg_.max_steps);
-  schedule_ = optim::WarmupCosine{cfg_.lr, cfg_.min_lr,
+  const optim::WarmupCosine schedule{cfg_.lr, cfg_.min_lr,
                                   std::min<int64_t>(total_steps_, static_cast<int64_t>(cfg_.warmup_epochs * steps_per_epoch)),
                                   steps_per_epoch * cfg_.epochs};
+  step_runner_ = std::make_unique<TrainStep>(
+      *model_, *optimizer_, schedule,
+      StepRecipe{cfg_.accum_steps, cfg_.label_smoothing, cfg_.clip_grad, autocast_}, device_);
   if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
-}
-
-Tensor Trainer::train_step(const data::Batch& batch, Tensor* aux_out) {
-  models::VisionTransformer::Output out;
-  Tensor task, loss;
-  {
-    AutocastGuard mixed(autocast_.value_or(DType::BF16), autocast_.has_value());
-    out = model_->forward(batch.images.to(device_));
-    const Tensor logits = out.logits.to(DType::F32);
-    if (batch.targets.defined()) {
-      // Soft targets from mixup / cutmix (already label-smoothed).
-      task = mean(sum(batch.targets.to(device_) * log_softmax(logits, 1), {1})) * -1.0;
-    } else {
-      task = cross_entropy(logits, batch.labels.to(device_), cfg_.label_smoothing);
-    }
-    loss = task + out.aux_loss;
-  }
-  (loss / static_cast<double>(cfg_.accum_steps)).backward();
-  *aux_out = out.aux_loss.detach();
-  return task.detach();
 }
 
 void Trainer::log_metrics(const nlohmann::json& record) {
@@ -415,7 +398,7 @@ int Trainer::run() {
   model_->train();
   const std::string last = (fs::path(cfg_.out) / "last.safetensors").string();
   // Losses are summed on the device and read once per log line: no host sync per step.
-  Tensor window_loss, window_aux;
+  Tensor window_loss, window_aux, last_grad_norm;
   int64_t window_steps = 0, logged_images = 0;
   auto window_start = Clock::now();
   // Epochs fully consumed: the loader sits at the end of epoch e (batch == batches_per_epoch)
@@ -429,17 +412,13 @@ int Trainer::run() {
     for (int64_t micro = 0; micro < cfg_.accum_steps; ++micro) {
       std::optional<data::Batch> b = train_loader_->next();
       if (!b) b = train_loader_->next();  // an epoch ended: continue with the next one
-      Tensor aux;
-      const Tensor loss = train_step(*b, &aux);
-      window_loss = window_loss.defined() ? window_loss + loss : loss;
-      window_aux = window_aux.defined() ? window_aux + aux : aux;
+      const MicroBatchLoss l = step_runner_->micro_batch(*b);
+      window_loss = window_loss.defined() ? window_loss + l.task : l.task;
+      window_aux = window_aux.defined() ? window_aux + l.aux : l.aux;
       logged_images += b->images.size(0);
     }
     window_steps += cfg_.accum_steps;
-    optimizer_->set_lr(schedule_.at(step_));
-    if (cfg_.clip_grad > 0) optim::clip_grad_norm(model_->parameters(), cfg_.clip_grad);
-    optimizer_->step();
-    optimizer_->zero_grad();
+    last_grad_norm = step_runner_->finish(step_).grad_norm;
     ++step_;
     const bool epoch_end = completed_epochs() > epochs_done;
     if (step_ % cfg_.log_every == 0 || step_ == total_steps_) {
@@ -449,7 +428,8 @@ int Trainer::run() {
       const double aux = window_aux.item<double>() / static_cast<double>(window_steps);
       print_progress(loss, aux, ips, step_ == total_steps_);
       log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"loss_avg", loss},
-                   {"aux_loss", aux}, {"lr", optimizer_->lr()}, {"images_per_s", ips}});
+                   {"aux_loss", aux}, {"lr", optimizer_->lr()}, {"grad_norm", last_grad_norm.item<double>()},
+                   {"images_per_s", ips}});
       window_loss = window_aux = Tensor();
       window_steps = logged_images = 0;
       window_start = Clock::now();
@@ -485,7 +465,8 @@ int Trainer::run() {
   const EvalResult r = evaluate(*model_, *val_loader_, device_, true, autocast_);
   std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%% on %lld images\n", r.loss,
                100 * r.top1, 100 * r.top5, static_cast<long long>(r.images));
-  log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"val_loss", r.loss},
+  // "epoch" in validation records counts completed epochs, as in the per-epoch ones above.
+  log_metrics({{"step", step_}, {"epoch", completed_epochs()}, {"val_loss", r.loss},
                {"val_top1", r.top1}, {"val_top5", r.top5}, {"final", true}});
   std::printf("%s\n", final_path.c_str());
   return 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "apps/common/run_config.h"
+#include "apps/common/train_step.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "engine/optim/adamw.h"
@@ -71,9 +72,6 @@ class Trainer {
   void load_checkpoint(const std::string& path);
 
  private:
-  // Forward and backward of one micro-batch; returns its task loss and (through aux_out) its
-  // load-balancing loss as device scalars, without waiting for them.
-  Tensor train_step(const data::Batch& batch, Tensor* aux_out);
   void log_metrics(const nlohmann::json& record);
   void print_progress(double loss, double aux, double images_per_s, bool final_line);  // means since the last line
 
@@ -84,7 +82,7 @@ class Trainer {
   std::shared_ptr<models::VisionTransformer> model_;
   std::unique_ptr<data::Loader> train_loader_, val_loader_;
   std::unique_ptr<optim::AdamW> optimizer_;
-  optim::WarmupCosine schedule_;
+  std::unique_ptr<TrainStep> step_runner_;  // the recipe's micro-batches and updates
   int64_t step_ = 0, total_steps_ = 0, steps_per_epoch_ = 1;
   std::ofstream metrics_;
 };

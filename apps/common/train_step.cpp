@@ -1,0 +1,55 @@
+#include "apps/common/train_step.h"
+
+#include "engine/autocast.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/loss.h"
+#include "engine/ops/reduce.h"
+#include "engine/ops/softmax.h"
+
+namespace vimoe::app {
+
+TrainStep::TrainStep(models::VisionTransformer& model, optim::AdamW& optimizer,
+                     optim::WarmupCosine schedule, StepRecipe recipe, Device device)
+    : model_(model), optimizer_(optimizer), schedule_(schedule), recipe_(recipe), device_(device) {
+  VIMOE_CHECK(recipe_.accum_steps > 0, "TrainStep: accum_steps must be positive, found ",
+              recipe_.accum_steps);
+  VIMOE_CHECK(recipe_.clip_grad >= 0, "TrainStep: clip_grad must be >= 0 (0: off), found ",
+              recipe_.clip_grad);
+}
+
+MicroBatchLoss TrainStep::micro_batch(const data::Batch& batch) {
+  models::VisionTransformer::Output out;
+  Tensor task, loss;
+  {
+    AutocastGuard mixed(recipe_.autocast.value_or(DType::BF16), recipe_.autocast.has_value());
+    out = model_.forward(batch.images.to(device_));
+    const Tensor logits = out.logits.to(DType::F32);
+    if (batch.targets.defined()) {
+      // Soft targets from mixup / cutmix (already label-smoothed).
+      task = mean(sum(batch.targets.to(device_) * log_softmax(logits, 1), {1})) * -1.0;
+    } else {
+      task = cross_entropy(logits, batch.labels.to(device_), recipe_.label_smoothing);
+    }
+    loss = task + out.aux_loss;
+  }
+  (loss / static_cast<double>(recipe_.accum_steps)).backward();
+  return {task.detach(), out.aux_loss.detach()};
+}
+
+StepResult TrainStep::finish(int64_t step) {
+  StepResult r;
+  r.lr = schedule_.at(step);
+  optimizer_.set_lr(r.lr);
+  if (recipe_.clip_grad > 0) {
+    r.grad_norm = optim::clip_grad_norm(model_.parameters(), recipe_.clip_grad);
+  } else {
+    std::vector<Tensor> grads;
+    for (const Tensor& p : model_.parameters()) grads.push_back(p.grad());
+    r.grad_norm = optim::grad_norm(grads);
+  }
+  optimizer_.step();
+  optimizer_.zero_grad();
+  return r;
+}
+
+}  // namespace vimoe::app

@@ -1,0 +1,58 @@
+// One optimiser step of vimoe-train's recipe, in one place: the trainer runs it, and the
+// step-parity test (tests/test_train_step_parity.cpp) replays it against PyTorch, so what the
+// test checks is the code the app trains with.
+//   per micro-batch: forward (under the run's autocast), task loss = cross-entropy with label
+//     smoothing (soft targets from mixup / cutmix instead when the batch carries them),
+//     loss = task + the MoE load-balancing loss, (loss / accum_steps).backward();
+//   then: the learning rate schedule(step) (each parameter group scales it), the global
+//     gradient norm clipped to clip_grad, one AdamW update, gradients zeroed.
+#pragma once
+#include <optional>
+
+#include "data/loader.h"
+#include "engine/optim/adamw.h"
+#include "engine/optim/schedule.h"
+#include "models/vit.h"
+
+namespace vimoe::app {
+
+struct StepRecipe {
+  int64_t accum_steps = 1;
+  double label_smoothing = 0;
+  double clip_grad = 0;              // 0: no clipping
+  std::optional<DType> autocast;     // the forward's half type; nullopt: f32
+};
+
+// What one micro-batch gave, as detached device scalars (reading them waits for the device).
+struct MicroBatchLoss {
+  Tensor task, aux;
+};
+
+// What one optimiser step did.
+struct StepResult {
+  Tensor grad_norm;  // the global gradient norm before clipping: a 0-dim f64 device scalar
+  double lr = 0;     // the schedule's learning rate for the step (before group scales)
+};
+
+class TrainStep {
+ public:
+  TrainStep(models::VisionTransformer& model, optim::AdamW& optimizer, optim::WarmupCosine schedule,
+            StepRecipe recipe, Device device);
+
+  // Forward and backward of one micro-batch; call accum_steps times, then finish().
+  MicroBatchLoss micro_batch(const data::Batch& batch);
+  // The update for optimiser step `step` (counted from 0, the schedule's step).
+  StepResult finish(int64_t step);
+
+  const StepRecipe& recipe() const { return recipe_; }
+  const optim::WarmupCosine& schedule() const { return schedule_; }
+
+ private:
+  models::VisionTransformer& model_;
+  optim::AdamW& optimizer_;
+  optim::WarmupCosine schedule_;
+  StepRecipe recipe_;
+  Device device_;
+};
+
+}  // namespace vimoe::app
