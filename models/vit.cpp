@@ -70,8 +70,9 @@ MoEFFN::MoEFFN(int64_t dim, int64_t hidden, const MoEConfig& cfg) : config(cfg) 
   register_parameter("fc2_weight", &fc2_weight);
   register_parameter("fc2_bias", &fc2_bias);
   if (cfg.shared_expert) shared = register_module("shared", std::make_shared<Mlp>(dim, hidden));
-  // Every expert (and the shared one) starts as the same freshly built dense FFN; a
-  // pretrained FFN replaces it through init_from_dense.
+  // Built as copies of one fresh dense FFN (what an MoE layer upcycled from a dense model is);
+  // VisionTransformer::init_weights then draws every expert afresh, while load_dinov2 and
+  // init_from_dense seed them all from a pretrained FFN.
   Mlp fresh(dim, hidden);
   init_from_dense(fresh);
 }
@@ -195,30 +196,49 @@ VisionTransformer::VisionTransformer(const ViTConfig& v, const MoEConfig& m) : v
   }
 }
 
+// From-scratch initialisation, as timm's VisionTransformer does it (init_weights with
+// init_weights_vit_timm), the recipe most from-scratch ViT results use:
+//   - matrices of linear layers (attention, MLP, router, head, and each expert's slice of the
+//     stacked expert weights): trunc_normal_(std 0.02) with timm's bounds, absolute -2 and 2,
+//     in effect an untruncated normal (the engine truncated at +-2 std before, which shrinks
+//     the actual std to 0.88 x 0.02);
+//   - biases 0; LayerNorm weight 1, bias 0; LayerScale keeps its configured value;
+//   - the position table: trunc_normal_(std 0.02); the CLS and register tokens: normal with
+//     std 1e-6 (timm's "near zero", a small draw rather than exact zeros);
+//   - the patch embedding: PyTorch's Conv2d default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+//     weight and bias (kaiming_uniform with a = sqrt(5)), which timm leaves in place: it
+//     initialises only nn.Linear layers;
+//   - experts: independent draws, so that a fresh MoE layer starts with distinct experts
+//     (identical ones receive identical updates until routing tells them apart). Starting
+//     from DINOv2, load_dinov2 seeds every expert from the pretrained FFN instead.
+// Only the draws change: checkpoints load as before.
 void VisionTransformer::init_weights(uint64_t seed) {
   NoGradGuard no_grad;
   uint64_t counter = 0;
+  auto offset = [&counter] { return counter++ << 32; };
+  const std::string patch_prefix = "patch_embed.";
+  const double patch_bound =
+      1.0 / std::sqrt(static_cast<double>(vit.in_channels * vit.patch_size * vit.patch_size));
   for (auto& [name, p] : named_parameters()) {
     Tensor t = p;
     const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
     const bool is_norm = name.find("norm") != std::string::npos;
     const bool is_scale = name.find(".gamma") != std::string::npos;
     if (is_scale) continue;  // LayerScale keeps its configured initial value
-    if (is_norm) {
+    if (name.rfind(patch_prefix, 0) == 0) {
+      uniform_(t, -patch_bound, patch_bound, seed, offset());
+    } else if (name == "cls_token" || name == "register_tokens") {
+      normal_(t, 0.0, 1e-6, seed, offset());
+    } else if (is_norm) {
       t.fill_(is_bias ? 0.0 : 1.0);
     } else if (is_bias) {
       t.zero_();
     } else {
-      trunc_normal_(t, 0.02, -0.04, 0.04, seed, counter++ << 32);
+      // Linear weights, the position table and the stacked expert weights (one draw over
+      // the whole [experts, out, in] tensor: every expert gets its own values).
+      trunc_normal_(t, 0.02, -2.0, 2.0, seed, offset());
     }
   }
-  // Experts of a fresh MoE model start identical, like copies of one dense FFN.
-  for (auto& b : blocks)
-    if (b->moe) {
-      Tensor w1 = b->moe->fc1_weight.select(0, 0), w2 = b->moe->fc2_weight.select(0, 0);
-      b->moe->fc1_weight.copy_(w1.unsqueeze(0).clone());
-      b->moe->fc2_weight.copy_(w2.unsqueeze(0).clone());
-    }
 }
 
 VisionTransformer::Output VisionTransformer::forward(const Tensor& images) const {

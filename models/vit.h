@@ -102,7 +102,9 @@ class VisionTransformer : public nn::Module {
   // position table's is resampled bicubically (inference only: the table gets no gradient).
   Output forward(const Tensor& images) const;
 
-  // Truncated-normal (std 0.02) weights, zero biases, as DINOv2 and timm initialise ViTs.
+  // From-scratch weights as timm's VisionTransformer draws them (vit.cpp lists each rule):
+  // normal std 0.02 for linear layers and the position table, near-zero tokens, PyTorch's
+  // Conv2d default for the patch embedding, independent experts. Deterministic in `seed`.
   void init_weights(uint64_t seed);
 
   ViTConfig vit;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 
 #include "models/vit.h"
@@ -159,4 +160,60 @@ TEST(ViTGrad, TinyViMoEFiniteDifferences) {
                         "blocks.1.moe.shared.fc1.weight", "blocks.0.attn.qkv.weight", "blocks.1.ls2.gamma",
                         "patch_embed.proj.weight", "pos_embed", "cls_token", "head.bias", "blocks.0.norm1.weight"});
   }
+}
+
+// The from-scratch initialisation follows timm's VisionTransformer rule by rule.
+TEST(ViT, InitialisationFollowsTimm) {
+  ViTConfig v = tiny();
+  v.width = 64;
+  v.mlp_hidden = 256;
+  v.registers = 2;
+  VisionTransformer model(v, moe(RoutingLevel::Image, true, 4));
+  model.init_weights(13);
+  const auto sd = model.state_dict();
+  auto stats = [](const Tensor& t) {
+    const std::vector<double> x = t.to_vector<double>();
+    double s = 0, s2 = 0, mx = 0;
+    for (double e : x) {
+      s += e;
+      s2 += e * e;
+      mx = std::max(mx, std::fabs(e));
+    }
+    const double n = static_cast<double>(x.size());
+    return std::array<double, 3>{s / n, std::sqrt(s2 / n - (s / n) * (s / n)), mx};
+  };
+  // Linear weights: std 0.02, not truncated at 2 std (a 0.04 bound would cap the maximum).
+  for (const char* name : {"blocks.0.attn.qkv.weight", "blocks.0.mlp.fc1.weight", "head.weight",
+                           "pos_embed", "blocks.1.moe.fc1_weight"}) {
+    const auto [m, sd_, mx] = stats(sd.at(name));
+    EXPECT_NEAR(sd_, 0.02, 0.002) << name;
+    EXPECT_NEAR(m, 0.0, 0.002) << name;
+    if (sd.at(name).numel() > 10000) {
+      EXPECT_GT(mx, 0.05) << name << ": looks truncated at 2 std";
+    }
+  }
+  // Tokens near zero, but not all zero.
+  for (const char* name : {"cls_token", "register_tokens"}) {
+    const auto [m, sd_, mx] = stats(sd.at(name));
+    EXPECT_LT(mx, 1e-5) << name;
+    EXPECT_GT(sd_, 1e-7) << name;
+  }
+  // The patch embedding: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C * p * p = 32.
+  const double bound = 1.0 / std::sqrt(32.0);
+  for (const char* name : {"patch_embed.proj.weight", "patch_embed.proj.bias"}) {
+    const auto [m, sd_, mx] = stats(sd.at(name));
+    EXPECT_LE(mx, bound) << name;
+    EXPECT_GT(mx, 0.5 * bound) << name;
+  }
+  EXPECT_NEAR(stats(sd.at("patch_embed.proj.weight"))[1], bound / std::sqrt(3.0), 0.15 * bound);
+  // Norms 1 / 0, biases 0, LayerScale at its configured value.
+  EXPECT_TRUE(all_close(sd.at("norm.weight"), Tensor::full({64}, 1.0), 0, 0));
+  EXPECT_TRUE(all_close(sd.at("blocks.0.mlp.fc1.bias"), Tensor::zeros({256}), 0, 0));
+  EXPECT_TRUE(all_close(sd.at("blocks.0.ls1.gamma"), Tensor::full({64}, v.layer_scale_init), 0, 0));
+  // Experts are drawn independently, and the draw is deterministic in the seed.
+  const Tensor w = sd.at("blocks.1.moe.fc1_weight");
+  EXPECT_FALSE(all_close(w.select(0, 0), w.select(0, 1), 1e-3, 0)) << "experts 0 and 1 are copies";
+  VisionTransformer again(v, moe(RoutingLevel::Image, true, 4));
+  again.init_weights(13);
+  EXPECT_TRUE(all_close(again.state_dict().at("blocks.1.moe.fc1_weight"), w, 0, 0));
 }
