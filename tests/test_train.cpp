@@ -183,6 +183,29 @@ TEST(Train, ShippedConfigsParseAndBuild) {
   EXPECT_GE(seen, 3);
 }
 
+// Images are normalised with the training set's own statistics (torchvision's constants),
+// ImageNet's for folders and pretrained backbones, or what --normalize names.
+TEST(Train, NormalizationStatisticsPerDataset) {
+  app::RunConfig c;
+  auto mean_std = [&](const std::string& dataset, const std::string& normalize, const std::string& init) {
+    c.dataset = dataset;
+    c.normalize = normalize;
+    c.init = init;
+    const app::Normalization n = app::normalization(c);
+    return std::make_pair(n.mean, n.std);
+  };
+  using V = std::vector<float>;
+  EXPECT_EQ(mean_std("cifar10", "auto", "scratch"), std::make_pair(V{0.4914f, 0.4822f, 0.4465f}, V{0.2470f, 0.2435f, 0.2616f}));
+  EXPECT_EQ(mean_std("cifar100", "auto", "scratch"), std::make_pair(V{0.5071f, 0.4865f, 0.4409f}, V{0.2673f, 0.2564f, 0.2762f}));
+  EXPECT_EQ(mean_std("fashion-mnist", "auto", "scratch"), std::make_pair(V{0.2860f}, V{0.3530f}));
+  EXPECT_EQ(mean_std("mnist", "auto", "scratch"), std::make_pair(V{0.1307f}, V{0.3081f}));
+  const auto imagenet = std::make_pair(V{0.485f, 0.456f, 0.406f}, V{0.229f, 0.224f, 0.225f});
+  EXPECT_EQ(mean_std("folder", "auto", "scratch"), imagenet);
+  EXPECT_EQ(mean_std("cifar10", "auto", "dinov2.safetensors"), imagenet) << "a pretrained backbone keeps its statistics";
+  EXPECT_EQ(mean_std("folder", "cifar10", "scratch").first, (V{0.4914f, 0.4822f, 0.4465f}));
+  EXPECT_VIMOE_ERROR(mean_std("folder", "cifar", "scratch"), "--normalize", "cifar10", "\"cifar\"");
+}
+
 TEST(Train, PrecisionPicksTheAutocastType) {
   EXPECT_EQ(app::autocast_type("auto", Device::cpu()), std::nullopt);
   EXPECT_EQ(app::autocast_type("auto", Device::cuda()), DType::BF16);

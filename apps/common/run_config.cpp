@@ -72,6 +72,10 @@ void add_options(CLI::App& app, RunConfig& c) {
   d->add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder")->capture_default_str();
   d->add_option("--data-dir", c.data_dir, "dataset location (folder: the training root)");
   d->add_option("--val-dir", c.val_dir, "folder datasets: the validation root");
+  d->add_option("--normalize", c.normalize,
+                "per-channel mean/std: auto (the dataset's own; ImageNet's for folders and DINOv2 "
+                "weights), imagenet, cifar10, cifar100, mnist, fashion-mnist")
+      ->capture_default_str();
   d->add_option("--workers", c.workers, "loader threads")->capture_default_str();
   d->add_option("--mixup", c.mixup, "mixup Beta alpha (0: off)")->capture_default_str();
   d->add_option("--cutmix", c.cutmix, "cutmix Beta alpha (0: off)")->capture_default_str();
@@ -105,7 +109,7 @@ void add_options(CLI::App& app, RunConfig& c) {
 #define VIMOE_RUN_FIELDS(X)                                                                      \
   X(model) X(image_size) X(patch_size) X(width) X(depth) X(heads) X(mlp_ratio) X(registers) X(init) X(experts) X(moe_last) X(moe_blocks)              \
   X(moe_every_second) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
-  X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(workers) X(mixup) X(cutmix) X(epochs)       \
+  X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
   X(layer_decay) X(clip_grad) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
   X(log_every) X(resume) X(final_eval)

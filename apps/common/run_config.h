@@ -37,6 +37,7 @@ struct RunConfig {
   std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100 | folder
   std::string data_dir;                   // "": the dataset's default location
   std::string val_dir;                    // image folders: the validation root
+  std::string normalize = "auto";         // per-channel statistics; see app::normalization
   int workers = 2;
   double mixup = 0, cutmix = 0;           // Beta alphas; 0 disables
 

@@ -84,23 +84,33 @@ Datasets open_datasets(const RunConfig& cfg) {
   return d;
 }
 
-namespace {
-
-struct Stats {
-  std::vector<float> mean, std;
-};
-
-Stats normalisation(const RunConfig& cfg, int64_t channels) {
-  if (cfg.init != "scratch" || cfg.dataset == "folder")
-    return {{data::kImageNetMean.begin(), data::kImageNetMean.end()}, {data::kImageNetStd.begin(), data::kImageNetStd.end()}};
-  if (cfg.dataset == "fashion-mnist") return {{0.2860f}, {0.3530f}};
-  if (cfg.dataset == "mnist") return {{0.1307f}, {0.3081f}};
-  if (channels == 3) return {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};  // CIFAR
-  return {std::vector<float>(channels, 0.5f), std::vector<float>(channels, 0.5f)};
+Normalization normalization(const RunConfig& cfg) {
+  const auto imagenet = Normalization{{data::kImageNetMean.begin(), data::kImageNetMean.end()},
+                                      {data::kImageNetStd.begin(), data::kImageNetStd.end()}};
+  // The training sets' own statistics (torchvision's usual constants).
+  const Normalization cifar10{{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
+  const Normalization cifar100{{0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}};
+  const Normalization mnist{{0.1307f}, {0.3081f}}, fashion{{0.2860f}, {0.3530f}};
+  std::string which = cfg.normalize;
+  if (which == "auto") {
+    // A pretrained backbone expects the statistics it was trained with; an image folder's
+    // own are unknown, so photographs get ImageNet's (a CIFAR folder: say --normalize cifar10).
+    if (cfg.init != "scratch" || cfg.dataset == "folder") which = "imagenet";
+    else which = cfg.dataset;
+  }
+  if (which == "imagenet") return imagenet;
+  if (which == "cifar10") return cifar10;
+  if (which == "cifar100") return cifar100;
+  if (which == "mnist") return mnist;
+  if (which == "fashion-mnist") return fashion;
+  VIMOE_FAIL("--normalize must be auto, imagenet, cifar10, cifar100, mnist or fashion-mnist, found \"",
+             cfg.normalize, "\"");
 }
 
+namespace {
+
 // The dataset's statistics apply to its own channels; expanding grey to RGB replicates them.
-Stats for_channels(Stats s, int64_t channels) {
+Normalization for_channels(Normalization s, int64_t channels) {
   if (static_cast<int64_t>(s.mean.size()) == channels) return s;
   return {std::vector<float>(channels, s.mean[0]), std::vector<float>(channels, s.std[0])};
 }
@@ -108,7 +118,7 @@ Stats for_channels(Stats s, int64_t channels) {
 }  // namespace
 
 data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels) {
-  const Stats s = for_channels(normalisation(cfg, d.channels), channels);
+  const Normalization s = for_channels(normalization(cfg), channels);
   if (d.native_size == size) {
     // Small native images: photographs (CIFAR, a folder of them) get the usual shift by up
     // to 1/8 of the side (4 pixels at 32) and flips; Fashion-MNIST's centred items flips
@@ -125,7 +135,7 @@ data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t
 }
 
 data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels) {
-  const Stats s = for_channels(normalisation(cfg, d.channels), channels);
+  const Normalization s = for_channels(normalization(cfg), channels);
   if (d.native_size == size)
     return data::tf::compose({data::tf::channels(channels), data::tf::normalize(s.mean, s.std)});
   return data::eval_transform(size, size * 8 / 7, channels, s.mean, s.std);

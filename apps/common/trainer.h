@@ -26,6 +26,15 @@ struct Datasets {
 };
 Datasets open_datasets(const RunConfig& cfg);
 
+// Per-channel mean and std the images are normalised with (after augmentation, on [0, 1]
+// pixel values, as torchvision's Normalize): from --normalize, where auto means the training
+// set's own statistics for the built-in datasets (CIFAR-10's for CIFAR-10, CIFAR-100's for
+// CIFAR-100, ...) and ImageNet's for image folders and whenever DINOv2 weights are loaded.
+struct Normalization {
+  std::vector<float> mean, std;
+};
+Normalization normalization(const RunConfig& cfg);
+
 // The loaders' per-sample transforms: light augmentation at the native size for small
 // images, ImageNet-style crops for large ones; normalised with the dataset's statistics
 // (ImageNet's when starting from DINOv2).
