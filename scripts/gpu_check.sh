@@ -27,7 +27,7 @@
 # Exit status: 0 when every selected stage passed (dry run: the repository is complete),
 # 1 when a stage failed or timed out, 2 for bad usage or no GPU outside a dry run.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 repo=$(pwd)
 
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
