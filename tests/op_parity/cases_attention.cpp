@@ -238,9 +238,7 @@ OpCase padded_rows_row(Shape shape, int64_t pad, DType dt) {
 
 VIMOE_OP_CASES(attention) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
   constexpr DType kFused[] = {DType::F32, DType::BF16};

@@ -65,9 +65,7 @@ OpCase into_row(const std::string& name, Input src, Shape dst_shape, DType dt,
 
 VIMOE_OP_CASES(copy) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
 

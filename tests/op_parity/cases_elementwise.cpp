@@ -237,9 +237,7 @@ OpCase unary_row(const UnaryCase& u, const Layout& l, DType dt) {
 
 VIMOE_OP_CASES(elementwise) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add_row = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
 

@@ -46,9 +46,7 @@ OpCase gelu_row(int64_t rows, int64_t cols, DType dt, View view = View::Contiguo
 
 VIMOE_OP_CASES(gelu) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
   // Widths that are whole 16-byte packs (384, 768, 1024, 1536) take the packed kernels; 1, 3

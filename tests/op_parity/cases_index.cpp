@@ -200,9 +200,7 @@ Input data(Shape shape, DType dt, uint64_t seed, View view = View::Contiguous) {
 
 VIMOE_OP_CASES(index) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
 

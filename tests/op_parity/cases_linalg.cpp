@@ -111,9 +111,7 @@ OpCase linear_row(const LinearSpec& s) {
 
 VIMOE_OP_CASES(linalg) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
   const int64_t sizes[] = {1, 3, 17, 257, 385};

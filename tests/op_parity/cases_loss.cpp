@@ -172,9 +172,7 @@ OpCase large_logits_row() {
 
 VIMOE_OP_CASES(loss) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
 

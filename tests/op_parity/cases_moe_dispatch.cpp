@@ -190,9 +190,7 @@ OpCase grouped_linear_row(int64_t rows, int64_t k, int64_t experts, const Shape&
 
 VIMOE_OP_CASES(moe_dispatch) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c, bool large = false) {
-    c.seed = seed++;
     c.large = large;
     rows.push_back(std::move(c));
   };

@@ -96,9 +96,7 @@ OpCase mask_row(bool path, Shape shape, DType dt, double p, View view = View::Co
 
 VIMOE_OP_CASES(random) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c, bool large = false) {
-    c.seed = seed++;
     c.large = large;
     rows.push_back(std::move(c));
   };

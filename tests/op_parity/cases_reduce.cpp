@@ -259,9 +259,7 @@ OpCase clip_row(double max_norm) {
 
 VIMOE_OP_CASES(reduce) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
   auto add_spec = [&](Spec s) { add(reduce_row(s)); };

@@ -110,9 +110,7 @@ OpCase route_row(int64_t rows, int64_t experts, int64_t k, bool renorm, DType dt
 
 VIMOE_OP_CASES(routing) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c, bool large = false) {
-    c.seed = seed++;
     c.large = large;
     rows.push_back(std::move(c));
   };

@@ -142,9 +142,7 @@ const std::vector<Axis> kAxes = {
 
 VIMOE_OP_CASES(softmax) {
   std::vector<OpCase> rows;
-  uint64_t seed = 1;
   auto add = [&](OpCase c) {
-    c.seed = seed++;
     rows.push_back(std::move(c));
   };
   for (DType dt : {DType::F32, DType::BF16})

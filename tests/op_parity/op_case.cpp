@@ -173,7 +173,8 @@ std::string OpCase::describe() const {
 std::string OpCase::test_name() const {
   std::string raw = family + "_" + name;
   for (const Input& in : inputs) {
-    raw += "_" + (in.shape.empty() && in.make ? std::string("custom") : shape_tag(in.shape));
+    raw += '_';
+    raw += in.shape.empty() && in.make ? std::string("custom") : shape_tag(in.shape);
     if (!in.make || !in.shape.empty()) raw += dtype_name(in.dtype);
     raw += view_tag(in.view);
   }
@@ -205,11 +206,14 @@ const std::vector<OpCase>& all_cases() {
     std::stable_sort(fams.begin(), fams.end(),
                      [](const Family& a, const Family& b) { return a.name < b.name; });
     std::vector<OpCase> out;
-    for (const Family& f : fams)
+    for (const Family& f : fams) {
+      uint64_t position = 1;
       for (OpCase c : f.make()) {
         if (c.family.empty()) c.family = f.name;
+        c.seed = position++;  // distinct values per row, fixed by the row's place in its file
         out.push_back(std::move(c));
       }
+    }
     return out;
   }();
   return cases;

@@ -92,6 +92,8 @@ struct OpCase {
   bool backward = true;   // compare input gradients
   bool gradcheck = true;  // f64 finite differences on the CPU (small rows only, see below)
   double grad_atol = 1e-6, grad_rtol = 1e-4;
+  // The inputs' values derive from it. The table sets it to the row's position in its family
+  // (from 1), so row files need not number their rows.
   uint64_t seed = 1;
   // A row whose shapes are the ViT-S/14 training sizes. Its name carries "ViTS14" so that
   // runs that must stay short (memory checkers) can filter it out.
