@@ -196,10 +196,37 @@ FloatImage resize_shorter(const FloatImage& img, int64_t size, Interpolation mod
               : resize(img, new_long, size, mode, antialias);
 }
 
-FloatImage crop(const FloatImage& img, const CropBox& box) {
+namespace {
+
+// Index i mirrored into [0, n) about the edges, the edge not repeated; |overshoot| < n.
+int64_t reflect_index(int64_t i, int64_t n) {
+  if (i < 0) return -i;
+  if (i >= n) return 2 * (n - 1) - i;
+  return i;
+}
+
+FloatImage reflect_crop(const FloatImage& img, const CropBox& box) {
+  const int64_t over_y = std::max({-box.top, box.top + box.height - img.height, int64_t{0}});
+  const int64_t over_x = std::max({-box.left, box.left + box.width - img.width, int64_t{0}});
+  VIMOE_CHECK(over_y < img.height && over_x < img.width, "crop: reflection padding of a ",
+              img.height, "x", img.width, " image reaches ", over_y, " rows and ", over_x,
+              " columns past its edges; at most ", img.height - 1, " and ", img.width - 1);
+  FloatImage out(img.channels, box.height, box.width);
+  for (int64_t c = 0; c < img.channels; ++c)
+    for (int64_t y = 0; y < box.height; ++y) {
+      const int64_t sy = reflect_index(box.top + y, img.height);
+      for (int64_t x = 0; x < box.width; ++x) out.at(c, y, x) = img.at(c, sy, reflect_index(box.left + x, img.width));
+    }
+  return out;
+}
+
+}  // namespace
+
+FloatImage crop(const FloatImage& img, const CropBox& box, Padding padding) {
   check_image(img, "crop");
   VIMOE_CHECK(box.height > 0 && box.width > 0, "crop: invalid crop size ", box.height, "x",
               box.width);
+  if (padding == Padding::Reflect) return reflect_crop(img, box);
   FloatImage out(img.channels, box.height, box.width);
   // Columns of the box that fall inside the image; the rest stay 0.
   const int64_t x0 = std::clamp<int64_t>(-box.left, 0, box.width);
@@ -330,15 +357,20 @@ Transform random_resized_crop(int64_t h, int64_t w, std::pair<double, double> sc
   };
 }
 
-Transform random_crop(int64_t h, int64_t w, int64_t padding) {
+Transform random_crop(int64_t h, int64_t w, int64_t padding, Padding mode) {
   VIMOE_CHECK(h > 0 && w > 0 && padding >= 0, "random_crop: invalid size ", h, "x", w, " or padding ", padding);
   return [=](FloatImage img, RandomStream& rng) {
     VIMOE_CHECK(h <= img.height + 2 * padding && w <= img.width + 2 * padding, "random_crop: a ", h, "x", w,
                 " crop does not fit a ", img.height, "x", img.width, " image padded by ", padding);
-    // crop() fills whatever falls outside the image with zeros: that is the padding.
+    VIMOE_CHECK(mode == Padding::Zero || (padding < img.height && padding < img.width), "random_crop: ",
+                "reflection padding by ", padding, " needs an image larger than that, found ", img.height, "x",
+                img.width);
+    // crop() supplies whatever falls outside the image (zeros or the mirror image): that is
+    // the padding. torchvision draws the window's corner in the padded image; drawing it
+    // relative to the unpadded one is the same uniform choice.
     const int64_t top = rng.randint(-padding, img.height + padding - h + 1);
     const int64_t left = rng.randint(-padding, img.width + padding - w + 1);
-    return data::crop(img, {top, left, h, w});
+    return data::crop(img, {top, left, h, w}, mode);
   };
 }
 

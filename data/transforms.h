@@ -42,6 +42,11 @@ inline constexpr std::array<float, 3> kImageNetStd{0.229f, 0.224f, 0.225f};
 
 enum class Interpolation { Bilinear, Bicubic };
 
+// What a crop reads where its box leaves the image: zeros (torchvision's padding_mode
+// "constant" with fill 0, RandomCrop's default) or the image mirrored about its edge row or
+// column, the edge itself not repeated (padding_mode "reflect": -1 reads 1, H reads H - 2).
+enum class Padding { Zero, Reflect };
+
 struct CropBox {
   int64_t top = 0, left = 0, height = 0, width = 0;
   friend bool operator==(const CropBox&, const CropBox&) = default;
@@ -61,8 +66,10 @@ FloatImage resize(const FloatImage& img, int64_t out_h, int64_t out_w,
 // int(size * long / short); an image whose shorter side already is `size` is returned as is.
 FloatImage resize_shorter(const FloatImage& img, int64_t size,
                           Interpolation mode = Interpolation::Bilinear, bool antialias = true);
-// Rows [top, top + h), columns [left, left + w); pixels outside the image are 0.
-FloatImage crop(const FloatImage& img, const CropBox& box);
+// Rows [top, top + h), columns [left, left + w); pixels outside the image are 0, or with
+// Padding::Reflect mirrored in (the box may then reach at most side - 1 pixels past an edge,
+// as torch's reflection padding allows).
+FloatImage crop(const FloatImage& img, const CropBox& box, Padding padding = Padding::Zero);
 FloatImage center_crop(const FloatImage& img, int64_t h, int64_t w);
 FloatImage hflip(const FloatImage& img);
 // (x - mean[c]) / std[c] in place; mean and std hold one value per channel.
@@ -90,10 +97,12 @@ Transform center_crop(int64_t h, int64_t w);
 Transform random_resized_crop(int64_t h, int64_t w, std::pair<double, double> scale = {0.08, 1.0},
                               std::pair<double, double> ratio = {3.0 / 4.0, 4.0 / 3.0},
                               Interpolation mode = Interpolation::Bilinear, bool antialias = true);
-// torchvision's RandomCrop(size, padding): a random h x w window of the image padded by
-// `padding` zeros on every side (the shift augmentation of small-image training, e.g.
-// 32 x 32 with padding 4 for CIFAR). Needs h <= height + 2 padding, w likewise.
-Transform random_crop(int64_t h, int64_t w, int64_t padding);
+// torchvision's RandomCrop(size, padding, padding_mode): a random h x w window of the image
+// padded by `padding` pixels on every side (the shift augmentation of small-image training,
+// e.g. 32 x 32 with padding 4 for CIFAR), drawn anew for every image; each of the
+// (height + 2 padding - h + 1) x (width + 2 padding - w + 1) windows is equally likely.
+// Needs h <= height + 2 padding, w likewise; reflection needs padding < height and < width.
+Transform random_crop(int64_t h, int64_t w, int64_t padding, Padding mode = Padding::Zero);
 Transform random_hflip(double p = 0.5);
 Transform normalize(std::vector<float> mean, std::vector<float> std);
 Transform channels(int64_t c);

@@ -72,7 +72,8 @@ ModelSize model_size(const ViTConfig& v, const MoEConfig& m) {
   const int64_t attn_macs = T * D * 3 * D + 2 * T * T * D + T * D * D;
   int64_t inactive = 0;
   for (int64_t b = 0; b < v.depth; ++b) {
-    s.total_params += 2 * ln_params + attn_params + 2 * D;  // norms, attention, two LayerScales
+    s.total_params += 2 * ln_params + attn_params;  // norms, attention
+    if (v.layer_scale_init > 0) s.total_params += 2 * D;  // two LayerScales
     s.macs += 2 * ln_macs + attn_macs;
     if (!m.is_moe_block(b)) {
       s.total_params += ffn_params;

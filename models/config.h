@@ -19,7 +19,10 @@ struct ViTConfig {
   int64_t mlp_hidden = 1536;
   int64_t registers = 0;                  // DINOv2 register tokens (0 or 4)
   int64_t pos_grid = 16;                  // side of the stored position-embedding grid
-  double layer_scale_init = 1.0;          // LayerScale initial value (1e-5 for training from scratch)
+  // LayerScale's initial value (DINOv2: 1.0 in its checkpoints, 1e-5 when it trains from
+  // scratch); 0: no LayerScale in the blocks, as timm's VisionTransformer unless init_values
+  // is given.
+  double layer_scale_init = 1.0;
   double ln_eps = 1e-6;
   double drop_path = 0.0;                 // stochastic depth rate of the last block (linear ramp)
   int64_t num_classes = 0;                // 0: no head (a backbone)

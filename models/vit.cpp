@@ -115,16 +115,20 @@ Block::Block(const ViTConfig& vit, const MoEConfig& moe_cfg, bool is_moe, double
     : drop_path(dp) {
   norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(vit.width, vit.ln_eps));
   attn = register_module("attn", std::make_shared<SelfAttention>(vit.width, vit.heads));
-  ls1 = register_module("ls1", std::make_shared<LayerScale>(vit.width, vit.layer_scale_init));
+  VIMOE_CHECK(vit.layer_scale_init >= 0, "Block: LayerScale init must be >= 0 (0: none), found ",
+              vit.layer_scale_init);
+  const bool scaled = vit.layer_scale_init > 0;
+  if (scaled) ls1 = register_module("ls1", std::make_shared<LayerScale>(vit.width, vit.layer_scale_init));
   norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(vit.width, vit.ln_eps));
   if (is_moe) moe = register_module("moe", std::make_shared<MoEFFN>(vit.width, vit.mlp_hidden, moe_cfg));
   else mlp = register_module("mlp", std::make_shared<Mlp>(vit.width, vit.mlp_hidden));
-  ls2 = register_module("ls2", std::make_shared<LayerScale>(vit.width, vit.layer_scale_init));
+  if (scaled) ls2 = register_module("ls2", std::make_shared<LayerScale>(vit.width, vit.layer_scale_init));
 }
 
 Tensor Block::forward(const Tensor& x_in, MoEFFN::Output* moe_out) const {
   const bool train = is_training() && drop_path > 0;
-  Tensor a = ls1->forward(attn->forward(norm1->forward(x_in)));
+  Tensor a = attn->forward(norm1->forward(x_in));
+  if (ls1) a = ls1->forward(a);
   if (train) a = vimoe::drop_path(a, drop_path, true, next_seed());
   const Tensor x = x_in + a;
   const Tensor h = norm2->forward(x);
@@ -136,7 +140,7 @@ Tensor Block::forward(const Tensor& x_in, MoEFFN::Output* moe_out) const {
   } else {
     f = mlp->forward(h);
   }
-  f = ls2->forward(f);
+  if (ls2) f = ls2->forward(f);
   if (train) f = vimoe::drop_path(f, drop_path, true, next_seed());
   return x + f;
 }

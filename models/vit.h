@@ -1,7 +1,8 @@
 // The Vision Transformer in the DINOv2 layout, with optional Mixture-of-Experts FFNs.
 //
 //   x [B, C, H, W] -> patches (a reshape + GEMM) -> [CLS, registers, patches] + position
-//   -> blocks: x += ls1 * attn(norm1(x)); x += ls2 * ffn(norm2(x))  (ffn dense or MoE)
+//   -> blocks: x += ls1 * attn(norm1(x)); x += ls2 * ffn(norm2(x))  (ffn dense or MoE; the
+//      LayerScales ls1 / ls2 absent when layer_scale_init is 0)
 //   -> norm -> head on CLS (or CLS with the mean patch token)
 //
 // Parameter names follow the original DINOv2 repository ("blocks.3.attn.qkv.weight"), so its
@@ -67,7 +68,7 @@ class Block : public nn::Module {
 
   std::shared_ptr<nn::LayerNorm> norm1, norm2;
   std::shared_ptr<SelfAttention> attn;
-  std::shared_ptr<LayerScale> ls1, ls2;
+  std::shared_ptr<LayerScale> ls1, ls2;  // null without LayerScale
   std::shared_ptr<Mlp> mlp;     // dense blocks
   std::shared_ptr<MoEFFN> moe;  // MoE blocks
   double drop_path;

@@ -183,6 +183,28 @@ TEST(Train, ShippedConfigsParseAndBuild) {
   EXPECT_GE(seen, 3);
 }
 
+// --layer-scale: a value, 0 for the preset's, or none (no LayerScale); a DINOv2 start keeps its own.
+TEST(Train, LayerScaleOption) {
+  auto parsed = [](const std::string& value) {
+    app::RunConfig c;
+    CLI::App cli;
+    app::add_options(cli, c);
+    const char* argv[] = {"vimoe-train", "--model", "vit_tiny", "--layer-scale", value.c_str()};
+    cli.parse(5, argv);
+    return c;
+  };
+  EXPECT_DOUBLE_EQ(parsed("0").vit_config(10, 1).layer_scale_init, models::preset("vit_tiny").layer_scale_init);
+  EXPECT_DOUBLE_EQ(parsed("1e-5").vit_config(10, 1).layer_scale_init, 1e-5);
+  const app::RunConfig none = parsed("none");
+  EXPECT_EQ(none.vit_config(10, 1).layer_scale_init, 0.0);
+  // Saved and read back (a checkpoint's run configuration) it stays none.
+  EXPECT_EQ(app::from_json(app::to_json(none)).vit_config(10, 1).layer_scale_init, 0.0);
+  EXPECT_VIMOE_ERROR(parsed("-0.5").vit_config(10, 1), "--layer-scale", "none", "-0.5");
+  app::RunConfig dinov2 = none;
+  dinov2.init = "/nonexistent/dinov2.safetensors";
+  EXPECT_VIMOE_ERROR(app::build_model(dinov2, 10, 3), "--layer-scale none", "DINOv2");
+}
+
 // Images are normalised with the training set's own statistics (torchvision's constants),
 // ImageNet's for folders and pretrained backbones, or what --normalize names.
 TEST(Train, NormalizationStatisticsPerDataset) {

@@ -96,6 +96,29 @@ TEST(ViT, ShapesNamesAndParameterCount) {
   EXPECT_EQ(sd.at("blocks.1.moe.fc1_weight").shape(), (Shape{3, 12, 8}));
 }
 
+// layer_scale_init 0: blocks without LayerScale (timm's ViT default); the residual branches
+// are added unscaled, which a model with LayerScale at 1 reproduces exactly.
+TEST(ViT, WithoutLayerScale) {
+  ViTConfig v = tiny();
+  v.layer_scale_init = 0;
+  VisionTransformer bare(v, moe(RoutingLevel::Image, true));
+  bare.init_weights(1);
+  EXPECT_EQ(bare.num_parameters(), model_size(v, moe(RoutingLevel::Image, true)).total_params);
+  std::map<std::string, Tensor> sd = bare.state_dict();
+  for (const auto& [name, t] : sd) EXPECT_EQ(name.find(".ls"), std::string::npos) << name;
+  v.layer_scale_init = 1;
+  VisionTransformer unit(v, moe(RoutingLevel::Image, true));
+  EXPECT_EQ(unit.num_parameters(), bare.num_parameters() + 2 * v.depth * v.width);
+  unit.init_weights(1);
+  for (const auto& [name, t] : unit.state_dict())
+    if (name.find(".ls") != std::string::npos) sd.emplace(name, t);
+  unit.load_state_dict(sd);
+  const Tensor x = uniform({3, 2, 8, 8}, 2);
+  EXPECT_TRUE(all_close(bare.forward(x).logits, unit.forward(x).logits, 0, 0));
+  v.layer_scale_init = -1;
+  EXPECT_VIMOE_ERROR(VisionTransformer(v, {}), "LayerScale", ">= 0", "-1");
+}
+
 TEST(ViT, TokenRoutingDecidesPerToken) {
   VisionTransformer model(tiny(), moe(RoutingLevel::Token, false, 4, 2));
   model.init_weights(3);

@@ -1,5 +1,7 @@
 #include "apps/common/run_config.h"
 
+#include <map>
+
 #include "engine/error.h"
 
 namespace vimoe::app {
@@ -21,7 +23,10 @@ models::ViTConfig RunConfig::vit_config(int64_t num_classes, int64_t in_channels
   v.in_channels = in_channels;
   v.num_classes = num_classes;
   v.drop_path = drop_path;
+  VIMOE_CHECK(layer_scale >= 0 || layer_scale == kNoLayerScale, "--layer-scale must be none, 0 (the "
+              "preset's) or a positive initial value, found ", layer_scale);
   if (layer_scale > 0) v.layer_scale_init = layer_scale;
+  if (layer_scale == kNoLayerScale) v.layer_scale_init = 0;
   VIMOE_CHECK(head == "cls" || head == "cls+mean", "--head must be cls or cls+mean, found ", head);
   v.head_input = head == "cls" ? models::HeadInput::Cls : models::HeadInput::ClsAndMeanPatch;
   return v;
@@ -67,7 +72,11 @@ void add_options(CLI::App& app, RunConfig& c) {
   g->add_option("--aux-alpha", c.aux_alpha, "load-balancing loss weight")->capture_default_str();
   g->add_option("--head", c.head, "cls or cls+mean")->capture_default_str();
   g->add_option("--drop-path", c.drop_path, "stochastic depth rate")->capture_default_str();
-  g->add_option("--layer-scale", c.layer_scale, "LayerScale init (0: the preset's)");
+  g->add_option("--layer-scale", c.layer_scale,
+                "LayerScale init; 0: the preset's (vit_s14 and larger 1, vit_tiny 0.1); none: no "
+                "LayerScale (timm's ViT default)")
+      ->transform(CLI::Transformer(std::map<std::string, std::string>{
+          {"none", std::to_string(RunConfig::kNoLayerScale)}}));
   auto* d = app.add_option_group("data");
   d->add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder")->capture_default_str();
   d->add_option("--data-dir", c.data_dir, "dataset location (folder: the training root)");
@@ -75,6 +84,10 @@ void add_options(CLI::App& app, RunConfig& c) {
   d->add_option("--normalize", c.normalize,
                 "per-channel mean/std: auto (the dataset's own; ImageNet's for folders and DINOv2 "
                 "weights), imagenet, cifar10, cifar100, mnist, fashion-mnist")
+      ->capture_default_str();
+  d->add_option("--crop-padding", c.crop_padding,
+                "small images' random shift (crop after padding by 1/8 of the side): zero or reflect")
+      ->check(CLI::IsMember({"zero", "reflect"}))
       ->capture_default_str();
   d->add_option("--workers", c.workers, "loader threads")->capture_default_str();
   d->add_option("--mixup", c.mixup, "mixup Beta alpha (0: off)")->capture_default_str();
@@ -109,7 +122,7 @@ void add_options(CLI::App& app, RunConfig& c) {
 #define VIMOE_RUN_FIELDS(X)                                                                      \
   X(model) X(image_size) X(patch_size) X(width) X(depth) X(heads) X(mlp_ratio) X(registers) X(init) X(experts) X(moe_last) X(moe_blocks)              \
   X(moe_every_second) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
-  X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(workers) X(mixup) X(cutmix) X(epochs)       \
+  X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(crop_padding) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
   X(layer_decay) X(clip_grad) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
   X(log_every) X(resume) X(final_eval)

@@ -31,13 +31,17 @@ struct RunConfig {
   double aux_alpha = 0.01;
   std::string head = "cls";            // "cls" or "cls+mean"
   double drop_path = 0.0;
-  double layer_scale = 0;              // 0: the preset's (1e-5..1 for LayerScale init)
+  // LayerScale's initial value; 0: the preset's; kNoLayerScale (--layer-scale none): blocks
+  // without LayerScale, as timm's ViT by default.
+  double layer_scale = 0;
+  static constexpr double kNoLayerScale = -1;
 
   // Data.
   std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100 | folder
   std::string data_dir;                   // "": the dataset's default location
   std::string val_dir;                    // image folders: the validation root
   std::string normalize = "auto";         // per-channel statistics; see app::normalization
+  std::string crop_padding = "zero";      // small images' shift: "zero" or "reflect" padding
   int workers = 2;
   double mixup = 0, cutmix = 0;           // Beta alphas; 0 disables
 

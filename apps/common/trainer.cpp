@@ -121,11 +121,20 @@ data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t
   const Normalization s = for_channels(normalization(cfg), channels);
   if (d.native_size == size) {
     // Small native images: photographs (CIFAR, a folder of them) get the usual shift by up
-    // to 1/8 of the side (4 pixels at 32) and flips; Fashion-MNIST's centred items flips
-    // only; digits nothing (they are not mirror-symmetric).
+    // to 1/8 of the side (4 pixels at 32: torchvision's RandomCrop(32, padding=4), drawn per
+    // image) and flips; Fashion-MNIST's centred items flips only; digits nothing (they are
+    // not mirror-symmetric). Zero padding is the default because it is RandomCrop's and the
+    // one the common CIFAR recipes use; reflection keeps borders free of black bands, for
+    // recipes that pad that way. Padding comes before normalisation, as in torchvision, so
+    // a zero-padded pixel is black, not the mean colour. The shift keeps the native size: a
+    // RandomResizedCrop at 32 x 32 (the photo pipeline below) throws away too much of an
+    // image that small.
     std::vector<data::Transform> steps;
     const bool photos = cfg.dataset != "mnist" && cfg.dataset != "fashion-mnist";
-    if (photos) steps.push_back(data::tf::random_crop(size, size, size / 8));
+    VIMOE_CHECK(cfg.crop_padding == "zero" || cfg.crop_padding == "reflect",
+                "--crop-padding must be zero or reflect, found \"", cfg.crop_padding, "\"");
+    const data::Padding pad = cfg.crop_padding == "reflect" ? data::Padding::Reflect : data::Padding::Zero;
+    if (photos) steps.push_back(data::tf::random_crop(size, size, size / 8, pad));
     if (cfg.dataset != "mnist") steps.push_back(data::tf::random_hflip());
     steps.push_back(data::tf::channels(channels));
     steps.push_back(data::tf::normalize(s.mean, s.std));
@@ -178,6 +187,8 @@ std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int
                                                        int64_t channels) {
   models::ViTConfig v = cfg.vit_config(num_classes, channels);
   if (cfg.init != "scratch") {
+    VIMOE_CHECK(v.layer_scale_init > 0, "--layer-scale none would drop the LayerScale weights of ",
+                cfg.init, "; pretrained DINOv2 blocks need theirs");
     // The checkpoint decides the backbone's shape; the run decides input size and head.
     const models::ViTConfig c = models::dinov2_config(cfg.init);
     v.width = c.width;
