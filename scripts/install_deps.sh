@@ -2,7 +2,7 @@
 # Installs the Debian packages the project builds with, only those that are missing.
 set -euo pipefail
 packages=(cmake g++ ninja-build libgtest-dev libopenblas-dev libstb-dev nlohmann-json3-dev
-          libcli11-dev zlib1g-dev dataset-fashion-mnist)
+          libcli11-dev libtomlplusplus-dev zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "apps/common/config_file.h"
 #include "engine/error.h"
 
 namespace vimoe::app {
@@ -34,7 +35,19 @@ models::ViTConfig RunConfig::vit_config(int64_t num_classes, int64_t in_channels
 
 models::MoEConfig RunConfig::moe_config(int64_t depth) const {
   models::MoEConfig m;
-  if (experts <= 0) return m;
+  VIMOE_CHECK(experts >= 0, "--experts must be >= 0 (0: a dense model), found ", experts);
+  if (experts == 0) {
+    const char* moe_option = moe_last > 0           ? "--moe-last"
+                             : !moe_blocks.empty()  ? "--moe-blocks"
+                             : moe_every_second     ? "--moe-every-second"
+                             : shared_expert        ? "--shared-expert"
+                             : top_k != 1           ? "--top-k"
+                                                    : nullptr;
+    VIMOE_CHECK(moe_option == nullptr, moe_option, " needs --experts > 0; with --experts 0 the model is dense");
+    return m;
+  }
+  VIMOE_CHECK(top_k >= 1 && top_k <= experts, "--top-k must be between 1 and the number of experts (", experts,
+              "), found ", top_k);
   m.experts = experts;
   m.top_k = top_k;
   m.shared_expert = shared_expert;
@@ -50,8 +63,35 @@ models::MoEConfig RunConfig::moe_config(int64_t depth) const {
   return m;
 }
 
+void RunConfig::validate() const {
+  auto at_least = [](const char* option, double value, double low) {
+    VIMOE_CHECK(value >= low, option, " must be >= ", low, ", found ", value);
+  };
+  VIMOE_CHECK(lr > 0, "--lr must be > 0, found ", lr);
+  at_least("--min-lr", min_lr, 0);
+  VIMOE_CHECK(min_lr <= lr, "--min-lr (", min_lr, ") must not exceed --lr (", lr, ")");
+  at_least("--weight-decay", weight_decay, 0);
+  at_least("--clip-grad", clip_grad, 0);
+  at_least("--warmup-epochs", warmup_epochs, 0);
+  at_least("--aux-alpha", aux_alpha, 0);
+  at_least("--mixup", mixup, 0);
+  at_least("--cutmix", cutmix, 0);
+  at_least("--max-steps", static_cast<double>(max_steps), 0);
+  at_least("--checkpoint-every", static_cast<double>(checkpoint_every), 0);
+  at_least("--workers", workers, 0);
+  VIMOE_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), found ",
+              label_smoothing);
+  VIMOE_CHECK(drop_path >= 0 && drop_path < 1, "--drop-path must be in [0, 1), found ", drop_path);
+  VIMOE_CHECK(layer_decay > 0 && layer_decay <= 1, "--layer-decay must be in (0, 1] (1: off), found ", layer_decay);
+  VIMOE_CHECK(epochs > 0, "--epochs must be > 0, found ", epochs);
+  VIMOE_CHECK(batch_size > 0, "--batch-size must be > 0, found ", batch_size);
+  VIMOE_CHECK(accum_steps > 0, "--accum-steps must be > 0, found ", accum_steps);
+  VIMOE_CHECK(log_every > 0, "--log-every must be > 0, found ", log_every);
+}
+
 void add_options(CLI::App& app, RunConfig& c) {
   app.set_config("--config", "", "TOML file with any of these options (command-line values win)");
+  check_config_strictly(app);
   auto* g = app.add_option_group("model");
   g->add_option("--model", c.model, "preset: vit_tiny, vit_s14, vit_b14, vit_l14")->capture_default_str();
   g->add_option("--image-size", c.image_size, "input side (0: the preset's)");

@@ -68,7 +68,13 @@ struct RunConfig {
   bool final_eval = true;                 // evaluate on the validation set at the end
 
   models::ViTConfig vit_config(int64_t num_classes, int64_t in_channels) const;
+  // Throws for MoE options that contradict each other: placement, --shared-expert or
+  // --top-k without experts, --top-k outside 1..experts.
   models::MoEConfig moe_config(int64_t depth) const;
+  // Throws for option values that make no sense (negative weight decay, clip norm or
+  // learning rate, a smoothing outside [0, 1), ...), naming the option and the value; the
+  // model options are checked by vit_config and moe_config.
+  void validate() const;
 };
 
 // Registers every field as an option of `app` (and --config for a TOML file).

@@ -307,6 +307,7 @@ EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Devi
 // ---- the trainer -----------------------------------------------------------------------
 
 Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
+  cfg_.validate();
   if (!cfg_.resume.empty()) {
     // The checkpoint's configuration wins; only the run options may change.
     const io::SafetensorsFile f = io::SafetensorsFile::open(cfg_.resume);

@@ -1,0 +1,134 @@
+// vimoe-train's options: TOML config files are read strictly (an unknown key, a table or a
+// syntax error is an error naming the file, the line and the closest option) and values
+// that make no sense are refused before any work starts.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "apps/common/config_file.h"
+#include "apps/common/trainer.h"
+#include "tests/test_data_util.h"
+#include "tests/test_util.h"
+
+using namespace vimoe;
+
+namespace {
+
+// Parses `toml` as vimoe-train would (a --config file, then `args`); returns the error
+// CLI11_PARSE would print ("" when parsing succeeds).
+std::string parse_error(const std::string& toml, std::vector<std::string> args = {}) {
+  vimoe::testing::TempDir dir;
+  const std::string path = dir / "run.toml";
+  std::ofstream(path) << toml;
+  app::RunConfig c;
+  CLI::App cli;
+  app::add_options(cli, c);
+  std::vector<std::string> argv_s = {"vimoe-train", "--config", path};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<const char*> argv;
+  for (const std::string& a : argv_s) argv.push_back(a.c_str());
+  try {
+    cli.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void expect_parts(const std::string& msg, std::initializer_list<const char*> parts) {
+  EXPECT_FALSE(msg.empty()) << "expected an error";
+  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << msg << "' lacks '" << p << "'";
+}
+
+}  // namespace
+
+TEST(RunConfigFile, ValidFileParses) {
+  EXPECT_EQ(parse_error("experts = 4\nmoe-last = 2\nshared-expert = true\nlr = 1e-3 # peak\n"), "");
+}
+
+TEST(RunConfigFile, UnknownKeyNamesLineAndClosestOption) {
+  expect_parts(parse_error("lr = 0.001\nexpertz = 4\n"), {"run.toml", "line 2", "\"expertz\"", "did you mean \"experts\""});
+}
+
+TEST(RunConfigFile, UnderscoreSpellingSuggestsTheDashedOption) {
+  expect_parts(parse_error("max_steps = 10\n"), {"line 1", "\"max_steps\"", "did you mean \"max-steps\""});
+}
+
+TEST(RunConfigFile, FarFromEveryOptionGetsNoGuess) {
+  const std::string msg = parse_error("frobnicate = 1\n");
+  expect_parts(msg, {"unknown option \"frobnicate\""});
+  EXPECT_EQ(msg.find("did you mean"), std::string::npos) << msg;
+}
+
+TEST(RunConfigFile, TablesAreRefused) {
+  expect_parts(parse_error("lr = 0.001\n\n[model]\nexperts = 4\n"), {"line 3", "[model] is a table", "top level"});
+}
+
+TEST(RunConfigFile, SyntaxErrorNamesLineAndColumn) {
+  expect_parts(parse_error("lr = 0.001\nexperts = = 4\n"), {"run.toml", "line 2", "column"});
+  expect_parts(parse_error("routing = \"image\n"), {"line 1", "column"});
+}
+
+TEST(RunConfigFile, CommandLineStillWinsOverTheFile) {
+  vimoe::testing::TempDir dir;
+  const std::string path = dir / "run.toml";
+  std::ofstream(path) << "epochs = 3\n";
+  app::RunConfig c;
+  CLI::App cli;
+  app::add_options(cli, c);
+  const char* argv[] = {"vimoe-train", "--config", path.c_str(), "--epochs", "5"};
+  cli.parse(5, argv);
+  EXPECT_EQ(c.epochs, 5);
+}
+
+TEST(RunConfigFile, ClosestOption) {
+  const std::vector<std::string> opts = {"experts", "max-steps", "moe-last", "lr", "min-lr"};
+  EXPECT_EQ(app::closest_option("expert", opts), "experts");
+  EXPECT_EQ(app::closest_option("MAX_STEPS", opts), "max-steps");
+  EXPECT_EQ(app::closest_option("mn-lr", opts), "min-lr");
+  EXPECT_EQ(app::closest_option("zzzzzzzz", opts), "");
+}
+
+// Values that make no sense are refused, naming the option and the value.
+TEST(RunConfigValues, NonsenseValuesAreRefused) {
+  auto refused = [](auto set, std::initializer_list<const char*> parts) {
+    app::RunConfig c;
+    set(c);
+    try {
+      c.validate();
+      ADD_FAILURE() << "accepted; expected an error with " << *parts.begin();
+    } catch (const Error& e) {
+      expect_parts(e.what(), parts);
+    }
+  };
+  refused([](app::RunConfig& c) { c.weight_decay = -0.05; }, {"--weight-decay", ">= 0", "-0.05"});
+  refused([](app::RunConfig& c) { c.clip_grad = -1; }, {"--clip-grad", "-1"});
+  refused([](app::RunConfig& c) { c.lr = 0; }, {"--lr", "> 0"});
+  refused([](app::RunConfig& c) { c.min_lr = 1; }, {"--min-lr", "--lr"});
+  refused([](app::RunConfig& c) { c.label_smoothing = 1; }, {"--label-smoothing", "[0, 1)"});
+  refused([](app::RunConfig& c) { c.drop_path = 1.5; }, {"--drop-path", "1.5"});
+  refused([](app::RunConfig& c) { c.layer_decay = 0; }, {"--layer-decay", "(0, 1]"});
+  refused([](app::RunConfig& c) { c.batch_size = 0; }, {"--batch-size"});
+  refused([](app::RunConfig& c) { c.accum_steps = -2; }, {"--accum-steps", "-2"});
+  EXPECT_NO_THROW(app::RunConfig().validate());
+}
+
+TEST(RunConfigValues, MoeOptionsMustAgree) {
+  app::RunConfig c;
+  c.moe_last = 2;  // but --experts 0
+  EXPECT_VIMOE_ERROR(c.moe_config(4), "--moe-last", "--experts > 0");
+  c = {};
+  c.shared_expert = true;
+  EXPECT_VIMOE_ERROR(c.moe_config(4), "--shared-expert", "dense");
+  c = {};
+  c.experts = 4;
+  c.moe_last = 2;
+  c.top_k = 5;
+  EXPECT_VIMOE_ERROR(c.moe_config(4), "--top-k", "1 and the number of experts (4)", "5");
+  c.top_k = 0;
+  EXPECT_VIMOE_ERROR(c.moe_config(4), "--top-k", "0");
+  c.top_k = 4;
+  EXPECT_EQ(c.moe_config(4).top_k, 4);
+  c.experts = -1;
+  EXPECT_VIMOE_ERROR(c.moe_config(4), "--experts", "-1");
+}
