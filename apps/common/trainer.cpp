@@ -29,10 +29,15 @@
 
 namespace vimoe::app {
 
-std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_interrupted{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free flag");
 
 void install_interrupt_handler() {
-  std::signal(SIGINT, [](int) { g_interrupted = true; });
+  struct sigaction action = {};
+  action.sa_handler = [](int sig) { g_interrupted = sig; };
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;  // a blocking read in progress resumes rather than fails
+  for (int sig : {SIGINT, SIGTERM}) ::sigaction(sig, &action, nullptr);
 }
 
 namespace fs = std::filesystem;
@@ -457,10 +462,10 @@ int Trainer::run() {
       window_start = Clock::now();
     }
     if ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || g_interrupted) save_checkpoint(last);
-    if (g_interrupted) {
-      std::fprintf(stderr, "\ninterrupted: checkpoint written to %s (resume with --resume %s)\n", last.c_str(),
-                   last.c_str());
-      return 130;
+    if (const int sig = g_interrupted) {
+      std::fprintf(stderr, "\n%s: checkpoint written to %s (resume with --resume %s)\n",
+                   sig == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)", last.c_str(), last.c_str());
+      return 128 + sig;
     }
     if (epoch_end && step_ < total_steps_) {
       epochs_done = completed_epochs();

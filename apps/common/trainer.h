@@ -96,8 +96,11 @@ class Trainer {
   std::ofstream metrics_;
 };
 
-// Set by SIGINT: the loop checkpoints and stops at the next step boundary.
-extern std::atomic<bool> g_interrupted;
+// The signal that asked the run to stop (SIGINT from Ctrl-C, SIGTERM from `timeout`, container
+// stops and batch schedulers), 0 while none has: the loop writes its checkpoint at the next
+// step boundary and returns 128 + the signal. Further signals only set it again, so a second
+// one during the (atomic) checkpoint write neither kills the process nor corrupts the file.
+extern std::atomic<int> g_interrupted;
 void install_interrupt_handler();
 
 }  // namespace vimoe::app
