@@ -1,20 +1,16 @@
 #include "plot/plot.h"
 
-#include <fcntl.h>
 #include <stb_image_write.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <numeric>
-#include <system_error>
 
 #include "engine/error.h"
+#include "engine/io/atomic_file.h"
 
 namespace vimoe::plot {
 
@@ -141,44 +137,6 @@ constexpr std::array<Glyph, kNumGlyphs> kFont = parse_font(kFontArt);
 // ---------------------------------------------------------------------------------------
 // Files
 // ---------------------------------------------------------------------------------------
-
-std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
-
-// Writes `bytes` to a fresh temporary file beside `path` and renames it over `path`: readers
-// see the old file or the complete new one, and a failure removes the temporary.
-void write_file_atomic(const std::string& path, std::string_view bytes, const char* who) {
-  VIMOE_CHECK(!path.empty(), who, ": empty output path");
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  VIMOE_CHECK(fd >= 0, who, ": cannot write ", path, ": creating ", tmp, " failed: ",
-              errno_text(errno));
-  auto fail = [&](const char* what, int err) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    VIMOE_FAIL(who, ": cannot write ", path, ": ", what, " ", tmp, " failed: ", errno_text(err));
-  };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("writing", n < 0 ? errno : EIO);
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("syncing", errno);
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    VIMOE_FAIL(who, ": cannot write ", path, ": closing ", tmp, " failed: ", errno_text(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    VIMOE_FAIL(who, ": cannot write ", path, ": renaming ", tmp, " over it failed: ",
-               errno_text(err));
-  }
-}
 
 void png_sink(void* context, void* data, int size) {
   static_cast<std::string*>(context)->append(static_cast<const char*>(data),
@@ -372,7 +330,7 @@ void save_png(const Canvas& c, const std::string& path) {
                                         c.width * 3);
   VIMOE_CHECK(ok != 0 && !png.empty(), "save_png: PNG encoding of a ", c.width, " x ", c.height,
               " image failed (for ", path, ")");
-  write_file_atomic(path, png, "save_png");
+  io::write_file_atomic(path, png, "save_png");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1007,7 +965,7 @@ void csv_write(const std::string& path, const std::vector<std::string>& header,
                 " fields but the header has ", header.size(), " (for ", path, ")");
     append_row(rows[r]);
   }
-  write_file_atomic(path, text, "csv_write");
+  io::write_file_atomic(path, text, "csv_write");
 }
 
 }  // namespace vimoe::plot

@@ -156,6 +156,7 @@ void add_options(CLI::App& app, RunConfig& c) {
   r->add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints")->capture_default_str();
   r->add_option("--log-every", c.log_every, "steps between progress lines")->capture_default_str();
   r->add_option("--resume", c.resume, "checkpoint to continue from");
+  r->add_flag("--overwrite", c.overwrite, "start over in an --out that already holds a run (its files are removed)");
   r->add_flag("!--no-final-eval", c.final_eval, "skip the evaluation at the end");
 }
 

@@ -65,6 +65,7 @@ struct RunConfig {
   int64_t checkpoint_every = 500;         // optimiser steps between checkpoints (0: epoch ends only)
   int64_t log_every = 20;                 // steps between progress/metric lines
   std::string resume;                     // a checkpoint to continue from
+  bool overwrite = false;                 // start over in an --out that holds a run (not saved)
   bool final_eval = true;                 // evaluate on the validation set at the end
 
   models::ViTConfig vit_config(int64_t num_classes, int64_t in_channels) const;

@@ -11,12 +11,14 @@
 #include <regex>
 #include <set>
 
+#include "apps/common/run_dir.h"
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cuda/runtime.h"
+#include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/index.h"
@@ -329,6 +331,15 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   }
   VIMOE_CHECK(cfg_.batch_size > 0 && cfg_.accum_steps > 0 && cfg_.epochs > 0, "batch size, "
               "accumulation steps and epochs must be positive");
+  for (const std::string& f : prepare_run_dir(cfg_.out, !cfg_.resume.empty(), cfg_.overwrite))
+    std::fprintf(stderr, "removed %s, left by a writer that no longer runs\n", (fs::path(cfg_.out) / f).c_str());
+  if (!cfg_.resume.empty()) {
+    const int64_t step = std::stoll(io::SafetensorsFile::open(cfg_.resume).metadata().at("step"));
+    const std::string metrics = (fs::path(cfg_.out) / "metrics.jsonl").string();
+    if (const int64_t dropped = truncate_metrics(metrics, step))
+      std::fprintf(stderr, "%s: dropped %lld records after step %lld, the checkpoint's (they are logged again)\n",
+                   metrics.c_str(), static_cast<long long>(dropped), static_cast<long long>(step));
+  }
   device_ = pick_device(cfg_.device);
   autocast_ = autocast_type(cfg_.precision, device_);
   manual_seed(cfg_.seed);
@@ -400,10 +411,9 @@ void Trainer::print_progress(double loss, double aux, double images_per_s, bool 
 }
 
 int Trainer::run() {
-  fs::create_directories(cfg_.out);
   metrics_.open(fs::path(cfg_.out) / "metrics.jsonl", std::ios::app);
   VIMOE_CHECK(metrics_.good(), "cannot write ", (fs::path(cfg_.out) / "metrics.jsonl").string());
-  std::ofstream(fs::path(cfg_.out) / "config.json") << to_json(cfg_).dump(2) << "\n";
+  io::write_file_atomic((fs::path(cfg_.out) / "config.json").string(), to_json(cfg_).dump(2) + "\n", "vimoe-train");
   const models::ViTConfig& v = model_->vit;
   const models::MoEConfig& m = model_->moe;
   std::string moe = "dense";
