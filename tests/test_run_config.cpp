@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "apps/common/config_file.h"
 #include "apps/common/trainer.h"
@@ -131,4 +132,56 @@ TEST(RunConfigValues, MoeOptionsMustAgree) {
   EXPECT_EQ(c.moe_config(4).top_k, 4);
   c.experts = -1;
   EXPECT_VIMOE_ERROR(c.moe_config(4), "--experts", "-1");
+}
+
+// The options given on the command line (or in a --config file) are recorded by field name.
+TEST(RunConfigResume, GivenOptionsAreRecorded) {
+  app::RunConfig c;
+  CLI::App cli;
+  app::add_options(cli, c);
+  const char* argv[] = {"vimoe-train", "--epochs", "5", "--max-steps", "9", "--no-final-eval", "--resume", "x"};
+  cli.parse(8, argv);
+  EXPECT_EQ(c.given, (std::set<std::string>{"epochs", "max_steps", "final_eval", "resume"}));
+}
+
+TEST(RunConfigResume, RunOptionsChangeAndSaySo) {
+  app::RunConfig saved;
+  saved.experts = 4;
+  saved.moe_last = 2;
+  saved.epochs = 3;
+  saved.out = "runs/a";
+  app::RunConfig want;
+  want.given = {"epochs", "out", "log_every", "resume", "experts"};
+  want.epochs = 5;
+  want.out = "runs/b";
+  want.log_every = saved.log_every;  // given, but the same: no change
+  want.experts = 4;                  // likewise
+  want.resume = "runs/a/last.safetensors";
+  std::vector<std::string> changes;
+  const app::RunConfig r = app::resume_config(want, saved, changes);
+  EXPECT_EQ(r.epochs, 5);
+  EXPECT_EQ(r.out, "runs/b");
+  EXPECT_EQ(r.experts, 4);
+  EXPECT_EQ(r.moe_last, 2);  // not given: the checkpoint's
+  EXPECT_EQ(r.resume, want.resume);
+  EXPECT_EQ(changes, (std::vector<std::string>{"epochs: 3 -> 5", "out: \"runs/a\" -> \"runs/b\""}));
+}
+
+TEST(RunConfigResume, FixedOptionsConflictNamingEach) {
+  app::RunConfig saved;
+  saved.experts = 4;
+  saved.moe_last = 2;
+  app::RunConfig want;
+  want.given = {"experts", "dataset", "lr", "resume"};
+  want.experts = 8;
+  want.dataset = "cifar10";
+  want.lr = saved.lr;  // the same: fine
+  want.resume = "ckpt.safetensors";
+  std::vector<std::string> changes;
+  EXPECT_VIMOE_ERROR(app::resume_config(want, saved, changes), "--resume ckpt.safetensors", "cannot change",
+                     "experts: the checkpoint has 4, the command asks for 8", "dataset: the checkpoint has");
+  // Built in code (nothing recorded as given): fields that differ from the defaults count.
+  app::RunConfig coded;
+  coded.moe_last = 1;
+  EXPECT_VIMOE_ERROR(app::resume_config(coded, saved, changes), "moe_last");
 }

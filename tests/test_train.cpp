@@ -50,6 +50,42 @@ std::map<std::string, Tensor> model_tensors(const std::string& checkpoint) {
   return out;
 }
 
+// A run on a folder of 16 tiny images in two classes: 4 steps of 4 images per epoch.
+app::RunConfig tiny_folder_run(const fs::path& dir) {
+  for (int cls = 0; cls < 2; ++cls)
+    for (int i = 0; i < 8; ++i) {
+      const fs::path f = dir / "data" / ("class" + std::to_string(cls)) / (std::to_string(i) + ".png");
+      fs::create_directories(f.parent_path());
+      std::vector<uint8_t> px(8 * 8 * 3);
+      for (size_t k = 0; k < px.size(); ++k) px[k] = static_cast<uint8_t>((k * 37 + i * 11 + cls * 101) % 256);
+      EXPECT_NE(stbi_write_png(f.string().c_str(), 8, 8, 3, px.data(), 8 * 3), 0) << f;
+    }
+  app::RunConfig c = small_run((dir / "run").string(), 0);
+  c.dataset = "folder";
+  c.data_dir = c.val_dir = (dir / "data").string();
+  c.image_size = 8;
+  c.patch_size = 4;
+  c.width = 16;
+  c.depth = 2;
+  c.heads = 2;
+  c.moe_last = 1;
+  c.batch_size = 4;
+  c.drop_path = 0;
+  c.final_eval = true;
+  return c;
+}
+
+// (epoch, final) of every validation record.
+std::vector<std::pair<int64_t, bool>> validations(const fs::path& metrics_path) {
+  std::vector<std::pair<int64_t, bool>> out;
+  std::ifstream metrics(metrics_path);
+  for (std::string line; std::getline(metrics, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains("val_top1")) out.emplace_back(j.at("epoch").get<int64_t>(), j.value("final", false));
+  }
+  return out;
+}
+
 }  // namespace
 
 // k steps, a checkpoint, k more after resuming: bit-identical to 2k straight steps, in f32 and
@@ -122,39 +158,40 @@ TEST(Train, Bf16AutocastTracksF32AndKeepsF32MasterWeights) {
 // two-epoch run logs epoch 1 after the first epoch and epoch 2 at the end.
 TEST(Train, ValidationRecordsCountCompletedEpochs) {
   const fs::path dir = fs::temp_directory_path() / ("vimoe_epochs_" + std::to_string(::getpid()));
-  for (int cls = 0; cls < 2; ++cls)
-    for (int i = 0; i < 8; ++i) {
-      const fs::path f = dir / "data" / ("class" + std::to_string(cls)) / (std::to_string(i) + ".png");
-      fs::create_directories(f.parent_path());
-      std::vector<uint8_t> px(8 * 8 * 3);
-      for (size_t k = 0; k < px.size(); ++k) px[k] = static_cast<uint8_t>((k * 37 + i * 11 + cls * 101) % 256);
-      ASSERT_NE(stbi_write_png(f.string().c_str(), 8, 8, 3, px.data(), 8 * 3), 0) << f;
-    }
-  app::RunConfig c = small_run((dir / "run").string(), 0);
-  c.dataset = "folder";
-  c.data_dir = c.val_dir = (dir / "data").string();
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.width = 16;
-  c.depth = 2;
-  c.heads = 2;
-  c.moe_last = 1;
-  c.batch_size = 4;
+  app::RunConfig c = tiny_folder_run(dir);
   c.epochs = 2;
-  c.drop_path = 0;
-  c.final_eval = true;
   {
     app::Trainer trainer(c);
     ASSERT_EQ(trainer.run(), 0);
   }
-  std::vector<std::pair<int64_t, bool>> validations;  // (epoch, final)
-  std::ifstream metrics(dir / "run" / "metrics.jsonl");
-  for (std::string line; std::getline(metrics, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    if (j.contains("val_top1")) validations.emplace_back(j.at("epoch").get<int64_t>(), j.value("final", false));
-  }
   const std::vector<std::pair<int64_t, bool>> expected = {{1, false}, {2, true}};
-  EXPECT_EQ(validations, expected);
+  EXPECT_EQ(validations(dir / "run" / "metrics.jsonl"), expected);
+  fs::remove_all(dir);
+}
+
+// A finished run extended by more epochs: it continues from its last step with the longer
+// schedule, its earlier final evaluation becomes that epoch's validation, and it ends with
+// a final evaluation of its own; a new run into the same directory is refused.
+TEST(Train, AFinishedRunIsExtendedByMoreEpochs) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_extend_" + std::to_string(::getpid()));
+  app::RunConfig c = tiny_folder_run(dir);
+  c.epochs = 2;
+  {
+    app::Trainer trainer(c);
+    ASSERT_EQ(trainer.run(), 0);
+  }
+  EXPECT_VIMOE_ERROR(app::Trainer{c}, "already holds a run");
+  app::RunConfig more = c;
+  more.epochs = 3;
+  more.resume = (dir / "run" / "last.safetensors").string();
+  {
+    app::Trainer trainer(more);
+    ASSERT_EQ(trainer.run(), 0);
+  }
+  const std::vector<std::pair<int64_t, bool>> expected = {{1, false}, {2, false}, {3, true}};
+  EXPECT_EQ(validations(dir / "run" / "metrics.jsonl"), expected);
+  const io::SafetensorsFile last = io::SafetensorsFile::open((dir / "run" / "last.safetensors").string());
+  EXPECT_EQ(last.metadata().at("step"), "12");  // 3 epochs of 4 steps
   fs::remove_all(dir);
 }
 

@@ -1,5 +1,6 @@
 #include "apps/common/run_config.h"
 
+#include <algorithm>
 #include <map>
 
 #include "apps/common/config_file.h"
@@ -92,6 +93,14 @@ void RunConfig::validate() const {
 void add_options(CLI::App& app, RunConfig& c) {
   app.set_config("--config", "", "TOML file with any of these options (command-line values win)");
   check_config_strictly(app);
+  app.parse_complete_callback([&app, &c] {
+    for (const std::string& name : option_names(app)) {
+      if (name == "config" || app.count("--" + name) == 0) continue;
+      std::string field = name == "no-final-eval" ? "final_eval" : name;
+      std::replace(field.begin(), field.end(), '-', '_');
+      c.given.insert(field);
+    }
+  });
   auto* g = app.add_option_group("model");
   g->add_option("--model", c.model, "preset: vit_tiny, vit_s14, vit_b14, vit_l14")->capture_default_str();
   g->add_option("--image-size", c.image_size, "input side (0: the preset's)");
@@ -188,6 +197,31 @@ RunConfig from_json(const nlohmann::json& j) {
     VIMOE_FAIL("run configuration: ", e.what());
   }
   return c;
+}
+
+RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std::vector<std::string>& changes) {
+  static const std::set<std::string> may_change = {"epochs", "max_steps", "checkpoint_every", "log_every",
+                                                   "workers", "device", "out", "data_dir", "val_dir",
+                                                   "final_eval", "resume"};
+  const nlohmann::json want = to_json(requested), have = to_json(saved), defaults = to_json(RunConfig{});
+  nlohmann::json merged = have;
+  std::string conflicts;
+  for (const auto& [field, value] : want.items()) {
+    const bool set = requested.given.empty() ? value != defaults.at(field) : requested.given.count(field) > 0;
+    if (!set || !have.contains(field) || value == have.at(field)) continue;
+    if (may_change.count(field)) {
+      if (field != "resume") changes.push_back(field + ": " + have.at(field).dump() + " -> " + value.dump());
+      merged[field] = value;
+    } else {
+      conflicts += "\n  " + field + ": the checkpoint has " + have.at(field).dump() + ", the command asks for " +
+                   value.dump();
+    }
+  }
+  VIMOE_CHECK(conflicts.empty(), "--resume ", requested.resume, ": these options cannot change when resuming "
+              "(the checkpoint fixes them; start a new run to change them):", conflicts);
+  RunConfig out = from_json(merged);
+  out.resume = requested.resume;
+  return out;
 }
 
 #define VIMOE_VIT_FIELDS(X)                                                                       \

@@ -2,6 +2,7 @@
 // optimisation. Set from a TOML config file (--config) with command-line overrides (CLI11),
 // and stored as JSON inside every checkpoint so evaluation and resumption rebuild the run.
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,11 @@ struct RunConfig {
   bool overwrite = false;                 // start over in an --out that holds a run (not saved)
   bool final_eval = true;                 // evaluate on the validation set at the end
 
+  // The fields (as named in config.json) set on the command line or in a --config file,
+  // recorded by add_options' parser; empty for a configuration built in code (then a field
+  // counts as set when it differs from its default). Not saved.
+  std::set<std::string> given;
+
   models::ViTConfig vit_config(int64_t num_classes, int64_t in_channels) const;
   // Throws for MoE options that contradict each other: placement, --shared-expert or
   // --top-k without experts, --top-k outside 1..experts.
@@ -77,6 +83,15 @@ struct RunConfig {
   // model options are checked by vit_config and moe_config.
   void validate() const;
 };
+
+// The configuration a resumed run continues with: the checkpoint's (`saved`), with the
+// options a resume may change taken from `requested` where it sets them -- epochs and
+// max-steps (the schedule's length, so a finished run can be extended), checkpoint and log
+// intervals, workers, device, output, data locations, the final evaluation. Each change is
+// appended to `changes` ("epochs: 3 -> 5"). Any other option set to a value that differs
+// from the checkpoint's (model shape, experts, dataset, recipe) is an error naming every
+// such conflict.
+RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std::vector<std::string>& changes);
 
 // Registers every field as an option of `app` (and --config for a TOML file).
 void add_options(CLI::App& app, RunConfig& cfg);

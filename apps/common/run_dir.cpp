@@ -63,6 +63,15 @@ int64_t truncate_metrics(const std::string& path, int64_t step) {
   while (std::getline(in, line)) {
     const nlohmann::json r = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (r.is_object() && r.contains("step") && r["step"].is_number_integer() && r["step"].get<int64_t>() <= step) {
+      if (r.value("final", false)) {
+        // The earlier run's final evaluation stays as the validation of its epoch; the
+        // resumed run ends with a final evaluation of its own.
+        nlohmann::json v = r;
+        v.erase("final");
+        kept += v.dump() + "\n";
+        ++dropped;  // rewritten, so the file must be
+        continue;
+      }
       kept += line + "\n";
     } else {
       ++dropped;

@@ -23,9 +23,10 @@ std::vector<std::string> run_files(const std::string& out);
 // Returns the stale temporaries it removed.
 std::vector<std::string> prepare_run_dir(const std::string& out, bool resuming, bool overwrite);
 
-// Keeps the records of the metrics file at `path` whose step is at most `step` (and drops
-// lines that do not parse: a record cut short by a kill), rewriting it atomically. Returns
-// how many lines were dropped; a missing file drops nothing.
+// Keeps the records of the metrics file at `path` whose step is at most `step` (a final
+// evaluation's loses its "final" mark: the resumed run ends with its own) and drops lines
+// that do not parse (a record cut short by a kill), rewriting the file atomically. Returns
+// how many lines were dropped or rewritten; a missing file changes nothing.
 int64_t truncate_metrics(const std::string& path, int64_t step);
 
 }  // namespace vimoe::app

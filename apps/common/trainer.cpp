@@ -316,18 +316,21 @@ EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Devi
 Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   cfg_.validate();
   if (!cfg_.resume.empty()) {
-    // The checkpoint's configuration wins; only the run options may change.
+    // The checkpoint's configuration, with what a resume may change (and says it changes).
     const io::SafetensorsFile f = io::SafetensorsFile::open(cfg_.resume);
     VIMOE_CHECK(f.metadata().count("config"), cfg_.resume, ": not a vimoe checkpoint (no config)");
-    RunConfig saved = from_json(nlohmann::json::parse(f.metadata().at("config")));
-    saved.resume = cfg_.resume;
-    saved.out = cfg_.out;
-    saved.device = cfg_.device;
-    saved.workers = cfg_.workers;
-    if (cfg_.max_steps) saved.max_steps = cfg_.max_steps;
-    saved.log_every = cfg_.log_every;
-    saved.final_eval = cfg_.final_eval;
-    cfg_ = saved;
+    RunConfig saved;
+    try {
+      saved = from_json(nlohmann::json::parse(f.metadata().at("config")));
+    } catch (const nlohmann::json::exception& e) {
+      VIMOE_FAIL(cfg_.resume, ": the checkpoint's run configuration is not valid JSON: ", e.what());
+    }
+    std::vector<std::string> changes;
+    cfg_ = resume_config(cfg_, saved, changes);
+    std::fprintf(stderr, "resuming %s at step %s%s\n", cfg_.resume.c_str(), f.metadata().at("step").c_str(),
+                 changes.empty() ? " with the checkpoint's options" : "; changed:");
+    for (const std::string& c : changes) std::fprintf(stderr, "  %s\n", c.c_str());
+    cfg_.validate();
   }
   VIMOE_CHECK(cfg_.batch_size > 0 && cfg_.accum_steps > 0 && cfg_.epochs > 0, "batch size, "
               "accumulation steps and epochs must be positive");
@@ -337,8 +340,9 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
     const int64_t step = std::stoll(io::SafetensorsFile::open(cfg_.resume).metadata().at("step"));
     const std::string metrics = (fs::path(cfg_.out) / "metrics.jsonl").string();
     if (const int64_t dropped = truncate_metrics(metrics, step))
-      std::fprintf(stderr, "%s: dropped %lld records after step %lld, the checkpoint's (they are logged again)\n",
-                   metrics.c_str(), static_cast<long long>(dropped), static_cast<long long>(step));
+      std::fprintf(stderr, "%s: trimmed to step %lld, the checkpoint's (%lld records dropped or rewritten; the "
+                   "steps after it are logged again)\n",
+                   metrics.c_str(), static_cast<long long>(step), static_cast<long long>(dropped));
   }
   device_ = pick_device(cfg_.device);
   autocast_ = autocast_type(cfg_.precision, device_);
