@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "apps/common/main_guard.h"
 #include "apps/common/e2e_bench.h"
 #include "apps/common/kernel_bench.h"
 #include "apps/common/loader_bench.h"
@@ -126,13 +127,10 @@ int main(int argc, char** argv) {
   loader->add_flag("!--no-pin", lopts.pin_memory, "plain host memory even when a CUDA device is usable");
   loader->add_option("--json", json_path, "also write the results as JSON here");
 
-  CLI11_PARSE(app, argc, argv);
-  try {
+  return vimoe::app::guarded_main("vimoe-bench", [&] {
+    CLI11_PARSE(app, argc, argv);
     if (*kernels) return run_kernels(device, kopts, json_path);
     if (*e2e) return run_e2e(device, eopts, json_path);
     return run_loader(lopts, json_path);
-  } catch (const vimoe::Error& e) {
-    std::fprintf(stderr, "vimoe-bench: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

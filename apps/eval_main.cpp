@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "apps/common/main_guard.h"
 #include "apps/common/report.h"
 #include "engine/cpu/host_allocator.h"
 
@@ -38,8 +39,14 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
   nlohmann::json summary =
       vimoe::app::write_eval_report(r, data.val->class_names(), run.model->vit, run.model->moe, out);
   const fs::path metrics = fs::path(checkpoint).parent_path() / "metrics.jsonl";
-  if (fs::exists(metrics))
-    for (const std::string& f : vimoe::app::write_curves(metrics.string(), out)) summary["files"].push_back(f);
+  // A run stopped before its first log line has an empty file: no curves, no error.
+  if (fs::exists(metrics) && fs::file_size(metrics) > 0) {
+    const vimoe::app::Curves curves = vimoe::app::write_curves(metrics.string(), out);
+    for (const std::string& f : curves.files) summary["files"].push_back(f);
+    if (curves.missing_values > 0)
+      std::printf("%s: %lld values are null or not finite (a diverged run?); the curves have gaps there\n",
+                  metrics.c_str(), static_cast<long long>(curves.missing_values));
+  }
   std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %lld images\n", 100 * r.top1, 100 * r.top5, r.loss,
               static_cast<long long>(r.images));
   for (size_t c = 0; c < r.class_total.size(); ++c)
@@ -95,14 +102,15 @@ int main(int argc, char** argv) {
   curves->add_option("metrics", metrics, "metrics.jsonl")->required();
   curves->add_option("--out", curves_out)->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
-  try {
+  return vimoe::app::guarded_main("vimoe-eval", [&] {
+    CLI11_PARSE(app, argc, argv);
     if (params->parsed()) return params_command(cfg, classes, channels, json);
     if (run->parsed()) return run_command(checkpoint, out, device, workers);
-    for (const std::string& f : vimoe::app::write_curves(metrics, curves_out)) std::printf("%s\n", f.c_str());
+    const vimoe::app::Curves curves = vimoe::app::write_curves(metrics, curves_out);
+    for (const std::string& f : curves.files) std::printf("%s\n", (std::filesystem::path(curves_out) / f).c_str());
+    if (curves.missing_values > 0)
+      std::fprintf(stderr, "%s: %lld values are null or not finite (a diverged run?); the curves have gaps there\n",
+                   metrics.c_str(), static_cast<long long>(curves.missing_values));
     return 0;
-  } catch (const vimoe::Error& e) {
-    std::fprintf(stderr, "vimoe-eval: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -1,6 +1,5 @@
 // vimoe-train: fine-tune or train a ViT / ViMoE. See `vimoe-train --help`.
-#include <cstdio>
-
+#include "apps/common/main_guard.h"
 #include "apps/common/trainer.h"
 #include "engine/cpu/host_allocator.h"
 
@@ -9,12 +8,9 @@ int main(int argc, char** argv) {
   CLI::App app{"vimoe-train: train a Vision Transformer or Vision Mixture-of-Experts"};
   vimoe::app::RunConfig cfg;
   vimoe::app::add_options(app, cfg);
-  CLI11_PARSE(app, argc, argv);
-  try {
+  return vimoe::app::guarded_main("vimoe-train", [&] {
+    CLI11_PARSE(app, argc, argv);
     vimoe::app::Trainer trainer(cfg);
     return trainer.run();
-  } catch (const vimoe::Error& e) {
-    std::fprintf(stderr, "vimoe-train: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

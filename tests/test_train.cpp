@@ -348,8 +348,9 @@ TEST(Report, WritesTablesHeatmapsAndCurves) {
 
   std::ofstream(dir / "metrics.jsonl") << R"({"step": 10, "loss_avg": 2.0, "aux_loss": 0.01, "lr": 0.001})" << "\n"
                                        << R"({"step": 20, "val_loss": 1.5, "val_top1": 0.4, "val_top5": 0.9})" << "\n";
-  const auto files = app::write_curves((dir / "metrics.jsonl").string(), dir.string());
-  EXPECT_EQ(files, (std::vector<std::string>{"curves.csv", "loss_curve.png", "accuracy_curve.png"}));
+  const app::Curves curves = app::write_curves((dir / "metrics.jsonl").string(), dir.string());
+  EXPECT_EQ(curves.files, (std::vector<std::string>{"curves.csv", "loss_curve.png", "accuracy_curve.png"}));
+  EXPECT_EQ(curves.missing_values, 0);
   std::ofstream(dir / "bad.jsonl") << "{not json\n";
   EXPECT_VIMOE_ERROR(app::write_curves((dir / "bad.jsonl").string(), dir.string()), "bad.jsonl", "line 1");
   fs::remove_all(dir);

@@ -5,47 +5,26 @@
 // corrupt it.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "engine/io/safetensors.h"
+#include "tests/process_util.h"
 #include "tests/test_data_util.h"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
+using vimoe::testing::exit_status;
+using vimoe::testing::read_text;
+using vimoe::testing::spawn_program;
 using namespace std::chrono_literals;
 
 namespace {
 
 bool have_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"); }
-
-// Starts vimoe-train with `args`, its stdout and stderr going to `log`.
-pid_t spawn_train(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> all = {VIMOE_TRAIN_BIN};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t files;
-  posix_spawn_file_actions_init(&files);
-  posix_spawn_file_actions_addopen(&files, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&files, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&files);
-  EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
-  return rc == 0 ? pid : -1;
-}
 
 int count_progress_records(const fs::path& metrics) {
   std::ifstream in(metrics);
@@ -66,21 +45,6 @@ bool wait_for_steps(pid_t pid, const fs::path& metrics, int records) {
   return false;
 }
 
-int exit_status(pid_t pid) {
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status)) << "vimoe-train did not exit normally (killed by signal "
-                                 << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ")";
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<std::string> run_args(const std::string& out) {
   return {"--model", "vit_tiny", "--experts", "4", "--moe-last", "2", "--batch-size", "16", "--epochs", "1",
           "--log-every", "1", "--checkpoint-every", "0", "--workers", "1", "--device", "cpu", "--out", out,
@@ -96,7 +60,7 @@ int64_t checkpoint_step(const std::string& path) {
 // Sends `sig` (`repeats` times, 1 ms apart) after a few steps; returns the exit status.
 int interrupt_run(const vimoe::testing::TempDir& dir, int sig, int repeats) {
   const std::string out = dir / "run";
-  const pid_t pid = spawn_train(run_args(out), dir / "log.txt");
+  const pid_t pid = spawn_program(VIMOE_TRAIN_BIN, run_args(out), dir / "log.txt");
   if (pid < 0) return -1;
   if (!wait_for_steps(pid, fs::path(out) / "metrics.jsonl", 3)) {
     kill(pid, SIGKILL);
@@ -125,7 +89,7 @@ TEST(TrainSignals, SigtermCheckpointsExitsCleanlyAndResumes) {
   // It continues from there: two more steps, then a normal exit.
   std::vector<std::string> args = run_args(dir / "run");
   args.insert(args.end(), {"--resume", last, "--max-steps", std::to_string(step + 2)});
-  const pid_t pid = spawn_train(args, dir / "resume_log.txt");
+  const pid_t pid = spawn_program(VIMOE_TRAIN_BIN, args, dir / "resume_log.txt");
   ASSERT_GT(pid, 0);
   EXPECT_EQ(exit_status(pid), 0) << read_text(dir / "resume_log.txt");
   EXPECT_EQ(checkpoint_step(last), step + 2);

@@ -14,11 +14,9 @@ namespace fs = std::filesystem;
 LoadedRun load_run(const std::string& checkpoint, Device device) {
   const io::SafetensorsFile f = io::SafetensorsFile::open(checkpoint);
   const auto& meta = f.metadata();
-  VIMOE_CHECK(meta.count("config") && meta.count("model"), checkpoint,
-              ": not a vimoe training checkpoint (no config/model metadata)");
   LoadedRun run;
-  run.config = from_json(nlohmann::json::parse(meta.at("config")));
-  const models::ViTConfig vit = vit_from_json(nlohmann::json::parse(meta.at("model")));
+  run.config = from_json(checkpoint_metadata(checkpoint, meta, "config"));
+  const models::ViTConfig vit = vit_from_json(checkpoint_metadata(checkpoint, meta, "model"));
   run.model = std::make_shared<models::VisionTransformer>(vit, run.config.moe_config(vit.depth));
   std::map<std::string, Tensor> state;
   for (const std::string& n : f.names())
@@ -117,9 +115,11 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
   return summary;
 }
 
-std::vector<std::string> write_curves(const std::string& metrics_jsonl, const std::string& out_dir) {
+Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir) {
+  VIMOE_CHECK(!fs::is_directory(metrics_jsonl), metrics_jsonl, " is a directory; curves read a run's metrics.jsonl");
   std::ifstream in(metrics_jsonl);
-  VIMOE_CHECK(in.good(), "cannot read ", metrics_jsonl);
+  VIMOE_CHECK(in.good(), "cannot read ", metrics_jsonl, ": ", fs::exists(metrics_jsonl) ? "permission denied" : "no such file");
+  Curves out;
   plot::Series loss{"training loss", {}, {}}, val_loss{"validation loss", {}, {}};
   plot::Series top1{"validation top-1", {}, {}}, top5{"validation top-5", {}, {}};
   std::vector<std::vector<std::string>> rows;
@@ -134,37 +134,52 @@ std::vector<std::string> write_curves(const std::string& metrics_jsonl, const st
     } catch (const nlohmann::json::exception& e) {
       VIMOE_FAIL(metrics_jsonl, ": line ", line_no, " is not JSON (", e.what(), ")");
     }
-    const double step = j.value("step", 0.0);
-    auto num = [&](const char* k) { return j.contains(k) ? j[k].get<double>() : NAN; };
-    if (j.contains("loss_avg")) loss.xs.push_back(step), loss.ys.push_back(num("loss_avg"));
+    VIMOE_CHECK(j.is_object(), metrics_jsonl, ": line ", line_no, " is not a JSON object");
+    auto num = [&](const char* k) -> double {
+      if (!j.contains(k)) return NAN;
+      if (j[k].is_number() && std::isfinite(j[k].get<double>())) return j[k].get<double>();
+      ++out.missing_values;  // null (how JSON stores a NaN) or a non-number
+      return NAN;
+    };
+    const double step = num("step"), train_loss = num("loss_avg"), aux = num("aux_loss"), lr = num("lr");
+    const double v_loss = num("val_loss"), v_top1 = num("val_top1"), v_top5 = num("val_top5");
+    if (j.contains("loss_avg")) loss.xs.push_back(step), loss.ys.push_back(train_loss);
     if (j.contains("val_loss")) {
-      val_loss.xs.push_back(step), val_loss.ys.push_back(num("val_loss"));
-      top1.xs.push_back(step), top1.ys.push_back(num("val_top1"));
-      top5.xs.push_back(step), top5.ys.push_back(num("val_top5"));
+      val_loss.xs.push_back(step), val_loss.ys.push_back(v_loss);
+      top1.xs.push_back(step), top1.ys.push_back(v_top1);
+      top5.xs.push_back(step), top5.ys.push_back(v_top5);
     }
-    rows.push_back({plot::csv_number(step), plot::csv_number(num("loss_avg")), plot::csv_number(num("aux_loss")),
-                    plot::csv_number(num("lr")), plot::csv_number(num("val_loss")), plot::csv_number(num("val_top1")),
-                    plot::csv_number(num("val_top5"))});
+    rows.push_back({plot::csv_number(step), plot::csv_number(train_loss), plot::csv_number(aux), plot::csv_number(lr),
+                    plot::csv_number(v_loss), plot::csv_number(v_top1), plot::csv_number(v_top5)});
   }
-  std::vector<std::string> files;
-  if (rows.empty()) return files;
+  VIMOE_CHECK(!rows.empty(), metrics_jsonl, " holds no records");
+  std::vector<std::string>& files = out.files;
   fs::create_directories(out_dir);
   plot::csv_write((fs::path(out_dir) / "curves.csv").string(),
                   {"step", "loss_avg", "aux_loss", "lr", "val_loss", "val_top1", "val_top5"}, rows);
   files.push_back("curves.csv");
+  // A series whose every value is missing (all null in a diverged run) is left out.
+  auto drawable = [](const plot::Series& s) {
+    for (size_t i = 0; i < s.xs.size(); ++i)
+      if (std::isfinite(s.xs[i]) && std::isfinite(s.ys[i])) return true;
+    return false;
+  };
   std::vector<plot::Series> losses;
-  if (!loss.xs.empty()) losses.push_back(loss);
-  if (!val_loss.xs.empty()) losses.push_back(val_loss);
+  if (drawable(loss)) losses.push_back(loss);
+  if (drawable(val_loss)) losses.push_back(val_loss);
   if (!losses.empty()) {
     plot::line_chart_png((fs::path(out_dir) / "loss_curve.png").string(), losses, "Loss", "step", "loss");
     files.push_back("loss_curve.png");
   }
-  if (!top1.xs.empty()) {
-    plot::line_chart_png((fs::path(out_dir) / "accuracy_curve.png").string(), {top1, top5},
+  std::vector<plot::Series> accuracies;
+  if (drawable(top1)) accuracies.push_back(top1);
+  if (drawable(top5)) accuracies.push_back(top5);
+  if (!accuracies.empty()) {
+    plot::line_chart_png((fs::path(out_dir) / "accuracy_curve.png").string(), accuracies,
                          "Validation accuracy", "step", "accuracy");
     files.push_back("accuracy_curve.png");
   }
-  return files;
+  return out;
 }
 
 }  // namespace vimoe::app

@@ -25,8 +25,14 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
                                  const models::ViTConfig& vit, const models::MoEConfig& moe,
                                  const std::string& out_dir);
 
-// loss_curve.png / accuracy_curve.png and curves.csv from a run's metrics.jsonl; returns the
-// files written (none when the file has no records).
-std::vector<std::string> write_curves(const std::string& metrics_jsonl, const std::string& out_dir);
+// loss_curve.png / accuracy_curve.png and curves.csv from a run's metrics.jsonl. Values that
+// are null or not finite (a diverged run logs NaN as null) leave gaps in the curves and are
+// counted. Throws for a missing, unreadable or empty file and for a line that is not a JSON
+// object.
+struct Curves {
+  std::vector<std::string> files;  // written, relative to out_dir
+  int64_t missing_values = 0;      // null or non-finite values drawn as gaps
+};
+Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir);
 
 }  // namespace vimoe::app

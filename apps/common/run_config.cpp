@@ -186,6 +186,7 @@ nlohmann::json to_json(const RunConfig& c) {
 }
 
 RunConfig from_json(const nlohmann::json& j) {
+  VIMOE_CHECK(j.is_object(), "run configuration: expected a JSON object, found ", j.type_name());
   RunConfig c;
   try {
 #define X(f) if (j.contains(#f)) j.at(#f).get_to(c.f);
@@ -197,6 +198,17 @@ RunConfig from_json(const nlohmann::json& j) {
     VIMOE_FAIL("run configuration: ", e.what());
   }
   return c;
+}
+
+nlohmann::json checkpoint_metadata(const std::string& checkpoint, const std::map<std::string, std::string>& metadata,
+                                   const std::string& key) {
+  const auto it = metadata.find(key);
+  VIMOE_CHECK(it != metadata.end(), checkpoint, ": not a vimoe training checkpoint (no \"", key, "\" metadata)");
+  try {
+    return nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    VIMOE_FAIL(checkpoint, ": its \"", key, "\" metadata is not valid JSON (", e.what(), ")");
+  }
 }
 
 RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std::vector<std::string>& changes) {
@@ -238,6 +250,7 @@ nlohmann::json to_json(const models::ViTConfig& v) {
 }
 
 models::ViTConfig vit_from_json(const nlohmann::json& j) {
+  VIMOE_CHECK(j.is_object(), "model configuration: expected a JSON object, found ", j.type_name());
   models::ViTConfig v;
   try {
 #define X(f) if (j.contains(#f)) j.at(#f).get_to(v.f);

@@ -2,6 +2,7 @@
 // optimisation. Set from a TOML config file (--config) with command-line overrides (CLI11),
 // and stored as JSON inside every checkpoint so evaluation and resumption rebuild the run.
 #pragma once
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -91,6 +92,11 @@ struct RunConfig {
 // appended to `changes` ("epochs: 3 -> 5"). Any other option set to a value that differs
 // from the checkpoint's (model shape, experts, dataset, recipe) is an error naming every
 // such conflict.
+// The JSON a checkpoint's metadata holds under `key` ("config", "model"); throws naming the
+// checkpoint and the key when it is missing or not valid JSON.
+nlohmann::json checkpoint_metadata(const std::string& checkpoint, const std::map<std::string, std::string>& metadata,
+                                   const std::string& key);
+
 RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std::vector<std::string>& changes);
 
 // Registers every field as an option of `app` (and --config for a TOML file).

@@ -318,13 +318,7 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   if (!cfg_.resume.empty()) {
     // The checkpoint's configuration, with what a resume may change (and says it changes).
     const io::SafetensorsFile f = io::SafetensorsFile::open(cfg_.resume);
-    VIMOE_CHECK(f.metadata().count("config"), cfg_.resume, ": not a vimoe checkpoint (no config)");
-    RunConfig saved;
-    try {
-      saved = from_json(nlohmann::json::parse(f.metadata().at("config")));
-    } catch (const nlohmann::json::exception& e) {
-      VIMOE_FAIL(cfg_.resume, ": the checkpoint's run configuration is not valid JSON: ", e.what());
-    }
+    const RunConfig saved = from_json(checkpoint_metadata(cfg_.resume, f.metadata(), "config"));
     std::vector<std::string> changes;
     cfg_ = resume_config(cfg_, saved, changes);
     std::fprintf(stderr, "resuming %s at step %s%s\n", cfg_.resume.c_str(), f.metadata().at("step").c_str(),

@@ -175,6 +175,14 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   VIMOE_CHECK(fd.fd >= 0, path, ": cannot open: ", errno_text());
   struct stat st {};
   VIMOE_CHECK(::fstat(fd.fd, &st) == 0, path, ": cannot stat: ", errno_text());
+  if (S_ISDIR(st.st_mode)) {
+    // Most often a run directory given where its checkpoint was meant.
+    struct stat last {};
+    const std::string inside = path + (path.empty() || path.back() != '/' ? "/" : "") + "last.safetensors";
+    VIMOE_FAIL(path, ": is a directory, not a safetensors file",
+               ::stat(inside.c_str(), &last) == 0 ? " (did you mean " + inside + "?)" : std::string());
+  }
+  VIMOE_CHECK(S_ISREG(st.st_mode), path, ": not a regular file");
   const size_t size = static_cast<size_t>(st.st_size);
   VIMOE_CHECK(size >= 8, path, ": a safetensors file has at least 8 bytes, found ", size);
 
