@@ -3,6 +3,7 @@
 #include <stb_image_write.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -192,6 +193,55 @@ TEST(Train, AFinishedRunIsExtendedByMoreEpochs) {
   EXPECT_EQ(validations(dir / "run" / "metrics.jsonl"), expected);
   const io::SafetensorsFile last = io::SafetensorsFile::open((dir / "run" / "last.safetensors").string());
   EXPECT_EQ(last.metadata().at("step"), "12");  // 3 epochs of 4 steps
+  fs::remove_all(dir);
+}
+
+// A run whose loss becomes non-finite (an absurd learning rate: the first update makes the
+// weights ~1e29, the next forward overflows) stops as diverged with status 3, logs a
+// "diverged" record and writes no checkpoint after it: last.safetensors keeps the last good
+// step, with finite weights.
+TEST(Train, DivergedRunStopsAndKeepsTheLastGoodCheckpoint) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "needs Debian's dataset-fashion-mnist";
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_diverge_" + std::to_string(::getpid()));
+  app::RunConfig c = small_run((dir / "run").string(), 20);
+  c.lr = 1e30;
+  c.min_lr = 0;
+  c.checkpoint_every = 1;
+  c.log_every = 1;
+  {
+    app::Trainer trainer(c);
+    EXPECT_EQ(trainer.run(), 3);
+  }
+  int64_t diverged_at = -1;
+  std::ifstream metrics(dir / "run" / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.value("diverged", false)) diverged_at = j.at("step").get<int64_t>();
+  }
+  ASSERT_GT(diverged_at, 0) << "no diverged record";
+  const io::SafetensorsFile last = io::SafetensorsFile::open((dir / "run" / "last.safetensors").string());
+  EXPECT_EQ(std::stoll(last.metadata().at("step")), diverged_at - 1);
+  for (const std::string& n : last.names())
+    if (n.rfind("model.", 0) == 0) {
+      for (float v : last.get(n).to(DType::F32).to_vector<float>()) ASSERT_TRUE(std::isfinite(v)) << n;
+    }
+  // Two bad steps allowed: the first is skipped and reported, the run goes on to a second.
+  app::RunConfig patient = c;
+  patient.out = (dir / "patient").string();
+  patient.max_bad_steps = 2;
+  {
+    app::Trainer trainer(patient);
+    EXPECT_EQ(trainer.run(), 3);
+  }
+  std::ifstream m2(dir / "patient" / "metrics.jsonl");
+  int64_t patient_at = -1;
+  for (std::string line; std::getline(m2, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.value("diverged", false)) patient_at = j.at("step").get<int64_t>();
+  }
+  EXPECT_EQ(patient_at, diverged_at + 1);
+  const io::SafetensorsFile patient_last = io::SafetensorsFile::open((dir / "patient" / "last.safetensors").string());
+  EXPECT_EQ(std::stoll(patient_last.metadata().at("step")), diverged_at - 1);  // none after a skipped step
   fs::remove_all(dir);
 }
 

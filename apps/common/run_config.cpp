@@ -80,6 +80,7 @@ void RunConfig::validate() const {
   at_least("--max-steps", static_cast<double>(max_steps), 0);
   at_least("--checkpoint-every", static_cast<double>(checkpoint_every), 0);
   at_least("--workers", workers, 0);
+  at_least("--max-bad-steps", static_cast<double>(max_bad_steps), 0);
   VIMOE_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), found ",
               label_smoothing);
   VIMOE_CHECK(drop_path >= 0 && drop_path < 1, "--drop-path must be in [0, 1), found ", drop_path);
@@ -153,6 +154,10 @@ void add_options(CLI::App& app, RunConfig& c) {
   o->add_option("--layer-decay", c.layer_decay, "layer-wise lr decay (1: off)")->capture_default_str();
   o->add_option("--clip-grad", c.clip_grad, "max gradient norm (0: off)")->capture_default_str();
   o->add_option("--label-smoothing", c.label_smoothing)->capture_default_str();
+  o->add_option("--max-bad-steps", c.max_bad_steps,
+                "stop as diverged after this many consecutive steps with a non-finite loss or gradient norm "
+                "(each is skipped); 0: 1 in f32, 5 under autocast")
+      ->capture_default_str();
   o->add_option("--seed", c.seed)->capture_default_str();
   auto* r = app.add_option_group("run");
   r->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
@@ -174,7 +179,7 @@ void add_options(CLI::App& app, RunConfig& c) {
   X(moe_every_second) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
   X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(crop_padding) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
-  X(layer_decay) X(clip_grad) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
+  X(layer_decay) X(clip_grad) X(max_bad_steps) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
   X(log_every) X(resume) X(final_eval)
 
 nlohmann::json to_json(const RunConfig& c) {
@@ -212,7 +217,7 @@ nlohmann::json checkpoint_metadata(const std::string& checkpoint, const std::map
 }
 
 RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std::vector<std::string>& changes) {
-  static const std::set<std::string> may_change = {"epochs", "max_steps", "checkpoint_every", "log_every",
+  static const std::set<std::string> may_change = {"epochs", "max_steps", "checkpoint_every", "log_every", "max_bad_steps",
                                                    "workers", "device", "out", "data_dir", "val_dir",
                                                    "final_eval", "resume"};
   const nlohmann::json want = to_json(requested), have = to_json(saved), defaults = to_json(RunConfig{});

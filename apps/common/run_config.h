@@ -57,6 +57,10 @@ struct RunConfig {
   double weight_decay = 0.05;
   double layer_decay = 1.0;               // layer-wise lr decay (1: off)
   double clip_grad = 1.0;                 // 0: off
+  // Consecutive steps with a non-finite loss or gradient norm (each makes no update) after
+  // which the run stops as diverged; 0: 1 in f32, 5 under autocast, where one overflowing
+  // batch should not end a long run.
+  int64_t max_bad_steps = 0;
   double label_smoothing = 0.1;
   uint64_t seed = 0;
 

@@ -1,5 +1,7 @@
 #include "apps/common/train_step.h"
 
+#include <cmath>
+
 #include "engine/autocast.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
@@ -33,6 +35,7 @@ MicroBatchLoss TrainStep::micro_batch(const data::Batch& batch) {
     loss = task + out.aux_loss;
   }
   (loss / static_cast<double>(recipe_.accum_steps)).backward();
+  step_loss_ = step_loss_.defined() ? step_loss_ + loss.detach() : loss.detach();
   return {task.detach(), out.aux_loss.detach()};
 }
 
@@ -47,7 +50,12 @@ StepResult TrainStep::finish(int64_t step) {
     for (const Tensor& p : model_.parameters()) grads.push_back(p.grad());
     r.grad_norm = optim::grad_norm(grads);
   }
-  optimizer_.step();
+  VIMOE_CHECK(step_loss_.defined(), "TrainStep::finish: no micro-batch ran for step ", step);
+  r.norm = r.grad_norm.item<double>();
+  r.loss = step_loss_.item<double>() / static_cast<double>(recipe_.accum_steps);
+  step_loss_ = Tensor();
+  r.skipped = !std::isfinite(r.norm) || !std::isfinite(r.loss);
+  if (!r.skipped) optimizer_.step();
   optimizer_.zero_grad();
   return r;
 }

@@ -5,7 +5,10 @@
 //     smoothing (soft targets from mixup / cutmix instead when the batch carries them),
 //     loss = task + the MoE load-balancing loss, (loss / accum_steps).backward();
 //   then: the learning rate schedule(step) (each parameter group scales it), the global
-//     gradient norm clipped to clip_grad, one AdamW update, gradients zeroed.
+//     gradient norm clipped to clip_grad, one AdamW update, gradients zeroed. A step whose
+//     loss or gradient norm is not finite makes no update (weights and optimiser state stay
+//     as they were) and says so; the caller decides when to give up. Checking costs one
+//     read of two device scalars per step.
 #pragma once
 #include <optional>
 
@@ -30,8 +33,11 @@ struct MicroBatchLoss {
 
 // What one optimiser step did.
 struct StepResult {
-  Tensor grad_norm;  // the global gradient norm before clipping: a 0-dim f64 device scalar
-  double lr = 0;     // the schedule's learning rate for the step (before group scales)
+  Tensor grad_norm;      // the global gradient norm before clipping: a 0-dim f64 device scalar
+  double lr = 0;         // the schedule's learning rate for the step (before group scales)
+  bool skipped = false;  // the loss or the gradient norm was not finite: no update was made
+  double loss = 0;       // the step's mean loss (task + aux over its micro-batches), on the host
+  double norm = 0;       // grad_norm, on the host
 };
 
 class TrainStep {
@@ -53,6 +59,7 @@ class TrainStep {
   optim::WarmupCosine schedule_;
   StepRecipe recipe_;
   Device device_;
+  Tensor step_loss_;  // task + aux summed over this step's micro-batches (device scalar)
 };
 
 }  // namespace vimoe::app

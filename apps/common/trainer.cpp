@@ -443,6 +443,8 @@ int Trainer::run() {
     return p.epoch + (p.batch == train_loader_->batches_per_epoch() ? 1 : 0);
   };
   int64_t epochs_done = completed_epochs();
+  const int64_t max_bad_steps = cfg_.max_bad_steps > 0 ? cfg_.max_bad_steps : (autocast_ ? 5 : 1);
+  int64_t bad_steps = 0;
   while (step_ < total_steps_) {
     for (int64_t micro = 0; micro < cfg_.accum_steps; ++micro) {
       std::optional<data::Batch> b = train_loader_->next();
@@ -453,8 +455,26 @@ int Trainer::run() {
       logged_images += b->images.size(0);
     }
     window_steps += cfg_.accum_steps;
-    last_grad_norm = step_runner_->finish(step_).grad_norm;
+    const StepResult result = step_runner_->finish(step_);
+    last_grad_norm = result.grad_norm;
     ++step_;
+    if (result.skipped) {
+      ++bad_steps;
+      std::fprintf(stderr, "\nstep %lld: loss %g, gradient norm %g: not finite, no update made (%lld of at most %lld "
+                   "in a row)\n", static_cast<long long>(step_), result.loss, result.norm,
+                   static_cast<long long>(bad_steps), static_cast<long long>(max_bad_steps));
+      if (bad_steps >= max_bad_steps) {
+        log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"diverged", true},
+                     {"loss_avg", result.loss}, {"grad_norm", result.norm}, {"lr", optimizer_->lr()}});
+        std::fprintf(stderr, "training diverged at step %lld: %lld step(s) in a row had a non-finite loss or "
+                     "gradient norm; stopped without writing a checkpoint, so %s keeps the last good state "
+                     "(try a lower --lr, a longer --warmup-epochs or --clip-grad)\n",
+                     static_cast<long long>(step_), static_cast<long long>(bad_steps), last.c_str());
+        return 3;
+      }
+    } else {
+      bad_steps = 0;
+    }
     const bool epoch_end = completed_epochs() > epochs_done;
     if (step_ % cfg_.log_every == 0 || step_ == total_steps_) {
       const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
@@ -469,7 +489,9 @@ int Trainer::run() {
       window_steps = logged_images = 0;
       window_start = Clock::now();
     }
-    if ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || g_interrupted) save_checkpoint(last);
+    // No periodic checkpoint right after a skipped step: the last one stays the last good step.
+    if ((bad_steps == 0 && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || g_interrupted)
+      save_checkpoint(last);
     if (const int sig = g_interrupted) {
       std::fprintf(stderr, "\n%s: checkpoint written to %s (resume with --resume %s)\n",
                    sig == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)", last.c_str(), last.c_str());

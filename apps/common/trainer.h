@@ -71,8 +71,10 @@ EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Devi
 class Trainer {
  public:
   explicit Trainer(RunConfig cfg);
-  // Trains until the epochs (or max_steps) are done, or SIGINT; writes checkpoints, metrics
-  // (out/metrics.jsonl) and a final evaluation. Returns the process exit code.
+  // Trains until the epochs (or max_steps) are done, SIGINT / SIGTERM, or divergence; writes
+  // checkpoints, metrics (out/metrics.jsonl) and a final evaluation. Returns the process exit
+  // code: 0 done, 3 diverged (--max-bad-steps non-finite steps in a row; no checkpoint is
+  // written then), 128 + the signal when interrupted.
   int run();
 
   int64_t step() const { return step_; }
