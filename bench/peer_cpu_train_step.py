@@ -11,7 +11,6 @@ Usage: python3 bench/peer_cpu_train_step.py [--steps 20 --warmup 3 --batch 128 -
 Needs only torch.
 """
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -22,24 +21,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_moe import MoEFFN, Mlp  # noqa: E402
+from peer_moe import Attention, MoEFFN, Mlp  # noqa: E402
 
 IMAGE, PATCH, CHANNELS, WIDTH, DEPTH, HEADS, HIDDEN, CLASSES = 28, 4, 1, 64, 4, 4, 128, 10
 EXPERTS, MOE_LAST, LAYER_SCALE = 4, 2, 0.1
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads), dim=-1)
-        return self.proj((probs @ v).transpose(1, 2).reshape(b, t, d))
 
 
 class Block(nn.Module):

@@ -1,4 +1,5 @@
-"""The MoE FFN the PyTorch peers use (bench/peer_e2e.py on the GPU, bench/peer_cpu_train_step.py
+"""The blocks the PyTorch peers share: the ViT's attention (fused qkv, scaled dot product), its
+FFN, and the MoE FFN the PyTorch peers use (bench/peer_e2e.py on the GPU, bench/peer_cpu_train_step.py
 on the CPU): N expert FFNs of the dense FFN's shape routed top-1 per image on the CLS row,
 plus a dense shared expert, with the load-balancing loss alpha * N * sum_i f_i * P_i. Only
 torch is needed.
@@ -6,6 +7,22 @@ torch is needed.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused qkv projection, as the engine's."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(o.transpose(1, 2).reshape(b, t, d))
 
 
 class Mlp(nn.Module):

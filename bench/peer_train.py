@@ -41,23 +41,9 @@ import torchvision
 from torchvision import transforms as T
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_moe import MoEFFN, Mlp  # noqa: E402
+from peer_moe import Attention, MoEFFN, Mlp  # noqa: E402
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        o = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(o.transpose(1, 2).reshape(b, t, d))
 
 
 def drop_path(x, rate, training):
