@@ -36,6 +36,8 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
   if (out.empty()) out = (fs::path(checkpoint).parent_path() / "eval").string();
   const vimoe::app::EvalResult r = vimoe::app::evaluate(
       *run.model, loader, device, true, vimoe::app::autocast_type(run.config.precision, device));
+  for (const vimoe::data::SkippedSample& s : r.skipped)
+    std::fprintf(stderr, "warning: skipping an unreadable validation image: %s\n", s.reason.c_str());
   nlohmann::json summary =
       vimoe::app::write_eval_report(r, data.val->class_names(), run.model->vit, run.model->moe, out);
   const fs::path metrics = fs::path(checkpoint).parent_path() / "metrics.jsonl";
@@ -47,8 +49,11 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
       std::printf("%s: %lld values are null or not finite (a diverged run?); the curves have gaps there\n",
                   metrics.c_str(), static_cast<long long>(curves.missing_values));
   }
-  std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %lld images\n", 100 * r.top1, 100 * r.top5, r.loss,
+  std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %lld images", 100 * r.top1, 100 * r.top5, r.loss,
               static_cast<long long>(r.images));
+  if (!r.skipped.empty())
+    std::printf(" (%zu unreadable image%s skipped)", r.skipped.size(), r.skipped.size() == 1 ? "" : "s");
+  std::printf("\n");
   for (size_t c = 0; c < r.class_total.size(); ++c)
     std::printf("  %-14s %6.2f%%\n", data.val->class_names()[c].c_str(),
                 r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0);

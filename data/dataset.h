@@ -9,7 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "engine/error.h"
+
 namespace vimoe::data {
+
+// Thrown by Dataset::get when one item's stored data cannot be read or decoded (a truncated
+// or corrupt image file, a file gone since the scan). The Loader skips such items and reports
+// them (Batch::skipped); any other error stops loading.
+class UnreadableSample : public Error {
+ public:
+  using Error::Error;
+};
 
 // A decoded image: 8-bit, height x width x channels, row-major (HWC), channels 1 or 3.
 struct Image {
@@ -34,8 +44,8 @@ class Dataset {
  public:
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
-  // Item `index` in [0, size()); throws vimoe::Error outside that range or when the item's
-  // data cannot be decoded (naming the file).
+  // Item `index` in [0, size()); throws vimoe::Error outside that range, UnreadableSample
+  // (naming the file and the decoder's reason) when the item's data cannot be decoded.
   virtual Sample get(int64_t index) const = 0;
   virtual int64_t num_classes() const { return static_cast<int64_t>(class_names().size()); }
   virtual const std::vector<std::string>& class_names() const = 0;

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -41,6 +42,21 @@ std::vector<uint8_t> read_file(const std::string& path) {
   int code = 0;
   gzerror(f, &code);
   if (code != Z_OK) fail();
+  return bytes;
+}
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  errno = 0;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  VIMOE_CHECK(f != nullptr, "cannot open ", path, ": ", std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  uint8_t chunk[1 << 16];
+  for (;;) {
+    const size_t n = std::fread(chunk, 1, sizeof chunk, f.get());
+    bytes.insert(bytes.end(), chunk, chunk + n);
+    if (n < sizeof chunk) break;
+  }
+  VIMOE_CHECK(!std::ferror(f.get()), "cannot read ", path, ": ", std::strerror(errno));
   return bytes;
 }
 

@@ -11,6 +11,10 @@ namespace vimoe::data {
 // opened or read, or when its gzip stream is corrupt or ends early.
 std::vector<uint8_t> read_file(const std::string& path);
 
+// Every byte of `path` as stored (no decompression): small files such as images are read
+// without zlib's buffers. Throws vimoe::Error naming the file when it cannot be opened or read.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+
 // True when `path` names an existing regular file (or a link to one).
 bool is_file(const std::string& path);
 

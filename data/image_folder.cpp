@@ -6,9 +6,11 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <ostream>
 
+#include "data/file_io.h"
 #include "engine/error.h"
 
 namespace fs = std::filesystem;
@@ -38,13 +40,73 @@ std::string stb_reason() {
 
 }  // namespace
 
+namespace {
+
+enum class ImageFormat { Jpeg, Png, Bmp, Other };
+
+ImageFormat sniff_format(const std::vector<uint8_t>& b) {
+  static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return ImageFormat::Jpeg;
+  if (b.size() >= 8 && std::memcmp(b.data(), png_sig, 8) == 0) return ImageFormat::Png;
+  if (b.size() >= 2 && b[0] == 'B' && b[1] == 'M') return ImageFormat::Bmp;
+  return ImageFormat::Other;
+}
+
+// Whether `marker` occurs within the last `window` bytes: a JPEG ends with its end-of-image
+// marker FF D9 and a PNG with its IEND chunk, give or take trailing padding some writers add.
+bool ends_with_marker(const std::vector<uint8_t>& b, const std::string& marker, size_t window) {
+  const size_t from = b.size() > window ? b.size() - window : 0;
+  return std::search(b.begin() + static_cast<std::ptrdiff_t>(from), b.end(), marker.begin(), marker.end()) !=
+         b.end();
+}
+
+// What went wrong, in words. stb_image probes the formats in turn (PNG first), and some of
+// its JPEG decoder's failures -- data that ends inside the entropy-coded scan, typically --
+// set no reason of their own, which leaves the PNG probe's "bad png sig" behind; such a
+// stale reason is replaced, and a file that lacks its format's end marker is called truncated.
+std::string decode_failure(const std::vector<uint8_t>& bytes, const std::string& stb) {
+  const ImageFormat format = sniff_format(bytes);
+  std::string reason;
+  switch (format) {
+    case ImageFormat::Jpeg:
+      reason = "JPEG decoder: " + (stb == "bad png sig" ? std::string("corrupt entropy-coded data") : stb);
+      if (!ends_with_marker(bytes, "\xff\xd9", 64))
+        reason += "; the file has no end-of-image marker, so it is truncated";
+      break;
+    case ImageFormat::Png:
+      reason = "PNG decoder: " + stb;
+      if (!ends_with_marker(bytes, "IEND", 64)) reason += "; the file has no IEND chunk, so it is truncated";
+      break;
+    case ImageFormat::Bmp:
+      reason = "BMP decoder: " + (stb == "bad png sig" ? std::string("corrupt or truncated data") : stb);
+      break;
+    case ImageFormat::Other:
+      reason = "not a JPEG, PNG or BMP file (stb_image: " + stb + ")";
+      break;
+  }
+  return reason + " (" + std::to_string(bytes.size()) + " bytes)";
+}
+
+}  // namespace
+
 Image load_image(const std::string& path, int channels) {
   VIMOE_CHECK(channels == 1 || channels == 3, "load_image(", path, "): channels must be 1 or 3, got ",
               channels);
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = read_file_bytes(path);
+  } catch (const Error& e) {
+    throw UnreadableSample(e.what());
+  }
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw UnreadableSample(detail::concat("cannot decode image ", path, ": ", bytes.size(),
+                                          " bytes is more than stb_image reads"));
   int w = 0, h = 0, file_channels = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load(path.c_str(), &w, &h, &file_channels, channels), stbi_image_free);
-  VIMOE_CHECK(pixels != nullptr, "cannot decode image ", path, ": ", stb_reason());
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &file_channels, channels),
+      stbi_image_free);
+  if (pixels == nullptr)
+    throw UnreadableSample(detail::concat("cannot decode image ", path, ": ", decode_failure(bytes, stb_reason())));
   Image img(h, w, channels);
   std::memcpy(img.pixels.data(), pixels.get(), img.pixels.size());
   return img;

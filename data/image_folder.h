@@ -7,8 +7,9 @@
 //
 // The scan reads only each file's header (stbi_info): a file whose header cannot be parsed
 // is reported -- path and reason, one line on the warning stream -- and skipped; skipped()
-// lists them afterwards. Pixels are decoded lazily in get(), which throws vimoe::Error
-// naming the file if decoding fails there (a file whose body is corrupt or cut short).
+// lists them afterwards. Pixels are decoded lazily in get(), which throws UnreadableSample
+// naming the file and the decoder's reason if decoding fails there (a file whose body is
+// corrupt or cut short); the Loader skips such a sample and reports it.
 #pragma once
 #include <iostream>
 #include <string>
@@ -60,7 +61,8 @@ class ImageFolder : public Dataset {
 };
 
 // Decodes an image file to 8-bit HWC with `channels` channels (1 or 3; stb_image converts).
-// Throws vimoe::Error naming the file and stb_image's reason.
+// Throws UnreadableSample naming the file and what is wrong with it (the decoder's reason;
+// "truncated" when the file lacks its format's end marker), vimoe::Error for bad channels.
 Image load_image(const std::string& path, int channels = 3);
 
 }  // namespace vimoe::data

@@ -162,24 +162,30 @@ Batch Loader::build(int64_t global_batch) const {
   Batch out;
   out.epoch = epoch;
   out.batch = b;
-  out.indices.assign(perm->begin() + start, perm->begin() + start + n);
-  out.labels = Tensor::empty({n}, DType::I64);
-  int64_t* labels = out.labels.data<int64_t>();
+  out.indices.reserve(static_cast<size_t>(n));
+  std::vector<int64_t> labels;
+  labels.reserve(static_cast<size_t>(n));
   int64_t C = 0, H = 0, W = 0;
   float* images = nullptr;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t index = out.indices[i];
+    const int64_t index = (*perm)[static_cast<size_t>(start + i)];
     try {
-      Sample s = dataset_->get(index);
+      Sample s;
+      try {
+        s = dataset_->get(index);
+      } catch (const UnreadableSample& e) {
+        out.skipped.push_back({index, e.what()});
+        continue;
+      }
       RandomStream rng(options_.seed, StreamPurpose::Sample, static_cast<uint64_t>(epoch),
                        static_cast<uint64_t>(index));
       FloatImage img = to_float(s.image);
       if (options_.transform) img = options_.transform(std::move(img), rng);
-      if (i == 0) {
+      if (images == nullptr) {
         C = img.channels;
         H = img.height;
         W = img.width;
-        // A full batch's worth of bytes even for a short final batch, so buffers recycle.
+        // A full batch's worth of bytes even for a short batch, so buffers recycle.
         const size_t nbytes = static_cast<size_t>(options_.batch_size * C * H * W) * sizeof(float);
         out.images = Tensor::from_storage(pool_->acquire(nbytes), DType::F32, {n, C, H, W},
                                           contiguous_strides({n, C, H, W}), 0);
@@ -190,13 +196,24 @@ Batch Loader::build(int64_t global_batch) const {
                   C, ", ", H, ", ", W, "]; a transform must bring images to one size");
       VIMOE_CHECK(static_cast<int64_t>(img.values.size()) == C * H * W, "the transform returned ",
                   img.values.size(), " values for a [", C, ", ", H, ", ", W, "] image");
-      std::memcpy(images + i * C * H * W, img.values.data(), img.values.size() * sizeof(float));
-      labels[i] = s.label;
+      const auto kept = static_cast<int64_t>(labels.size());
+      std::memcpy(images + kept * C * H * W, img.values.data(), img.values.size() * sizeof(float));
+      labels.push_back(s.label);
+      out.indices.push_back(index);
     } catch (const std::exception& e) {
       VIMOE_FAIL("Loader: sample ", index, " of ", dataset_->name(), " (epoch ", epoch,
                  ", batch ", b, "): ", e.what());
     }
   }
+  const auto kept = static_cast<int64_t>(labels.size());
+  VIMOE_CHECK(kept > 0, "Loader: batch ", b, " of epoch ", epoch, " of ", dataset_->name(),
+              ": none of its ", n, " samples is readable; the first: ", out.skipped.front().reason);
+  if (kept < n) {  // the same buffer, viewed as the readable samples only
+    out.images = Tensor::from_storage(out.images.storage(), DType::F32, {kept, C, H, W},
+                                      contiguous_strides({kept, C, H, W}), 0);
+  }
+  out.labels = Tensor::empty({kept}, DType::I64);
+  std::memcpy(out.labels.data<int64_t>(), labels.data(), labels.size() * sizeof(int64_t));
   if (options_.mix) {
     try {
       RandomStream rng(options_.seed, StreamPurpose::Batch, static_cast<uint64_t>(epoch),

@@ -14,6 +14,11 @@
 //     // next() returned nullopt: the epoch is over; the loader moved to the next one
 //   }
 //
+// Unreadable samples: an item whose get() throws UnreadableSample (a truncated or corrupt
+// image) is left out of its batch and listed in Batch::skipped with the reason, so that batch
+// is smaller; the same item is skipped (and listed) in every epoch. A batch in which no item
+// is readable is an error. Any other exception is an error.
+//
 // Threads: the Loader itself is used from one thread (the consumer). Workers build whole
 // batches; at most `prefetch` batches are claimed ahead of the consumer. A worker's exception
 // reaches the consumer as a vimoe::Error naming the sample's dataset index, thrown from the
@@ -28,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -93,11 +99,17 @@ struct LoaderOptions {
   bool pin_memory = false;
 };
 
+struct SkippedSample {
+  int64_t index = 0;   // dataset index
+  std::string reason;  // the UnreadableSample message (it names the file)
+};
+
 struct Batch {
   Tensor images;                 // [B, C, H, W] f32 CPU, contiguous
   Tensor labels;                 // [B] i64
   Tensor targets;                // [B, classes] f32 soft targets when mixing; else undefined
   std::vector<int64_t> indices;  // the samples' dataset indices, in batch order
+  std::vector<SkippedSample> skipped;  // this batch's unreadable samples, left out of it
   int64_t epoch = 0, batch = 0;  // where this batch sits
 };
 

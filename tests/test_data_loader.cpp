@@ -12,7 +12,7 @@ namespace vimoe::data {
 namespace {
 
 // N in-memory images; item i is h x w x c with pixel p = (31 i + p) % 251 and label i % K.
-// Items listed in `fail_at` throw when decoded; `size_at` gives some items another size.
+// Item `fail_at` throws vimoe::Error when decoded, items in `unreadable` UnreadableSample; `size_at` gives some items another size.
 class SyntheticDataset : public Dataset {
  public:
   SyntheticDataset(int64_t n, int64_t h, int64_t w, int64_t c, int64_t classes)
@@ -24,6 +24,7 @@ class SyntheticDataset : public Dataset {
     check_index(*this, index);
     gets_++;
     if (index == fail_at_) throw vimoe::Error("boom: cannot decode this one");
+    if (unreadable_.count(index)) throw UnreadableSample("cannot decode item " + std::to_string(index));
     const int64_t h = index == odd_size_at_ ? h_ + 1 : h_;
     Sample s;
     s.image = Image(h, w_, c_);
@@ -37,6 +38,7 @@ class SyntheticDataset : public Dataset {
   std::string name() const override { return "Synthetic"; }
 
   int64_t fail_at_ = -1, odd_size_at_ = -1;
+  std::set<int64_t> unreadable_;  // items that throw UnreadableSample
   mutable std::atomic<int64_t> gets_{0};
 
  private:
@@ -241,6 +243,56 @@ TEST(DataLoader, WorkerErrorsReachTheConsumerWithTheIndex) {
   Loader loader(ds, o);
   loader.next();
   EXPECT_VIMOE_ERROR(loader.next(), "sample 12", "[1, 7, 5]", "[1, 6, 5]");
+}
+
+TEST(DataLoader, UnreadableSamplesAreSkippedAndListed) {
+  std::vector<Batch> reference;
+  for (int workers : {0, 1, 3}) {
+    SCOPED_TRACE(workers);
+    auto ds = synthetic();
+    ds->unreadable_ = {3, 37, 38, 102};
+    LoaderOptions o = augmenting(workers);
+    Loader loader(ds, o);
+    const std::vector<Batch> batches = drain(loader, 2);
+    ASSERT_EQ(batches.size(), 2u * 13u);  // 103 items in batches of 8: 13 per epoch, as without skips
+    for (int64_t epoch = 0; epoch < 2; ++epoch) {
+      std::multiset<int64_t> seen, skipped;
+      for (const Batch& b : batches) {
+        if (b.epoch != epoch) continue;
+        const auto n = static_cast<int64_t>(b.indices.size());
+        // The batch holds only its readable samples, with matching labels and targets.
+        EXPECT_EQ(b.images.size(0), n);
+        EXPECT_EQ(b.labels.size(0), n);
+        EXPECT_EQ(b.targets.size(0), n);
+        EXPECT_EQ(n + static_cast<int64_t>(b.skipped.size()), b.batch < 12 ? 8 : 103 - 12 * 8);
+        const std::vector<int64_t> labels = b.labels.to_vector<int64_t>();
+        for (int64_t i = 0; i < n; ++i) EXPECT_EQ(labels[i], b.indices[i] % 10);
+        seen.insert(b.indices.begin(), b.indices.end());
+        for (const SkippedSample& s : b.skipped) {
+          skipped.insert(s.index);
+          EXPECT_EQ(s.reason, "cannot decode item " + std::to_string(s.index));
+        }
+      }
+      // Every epoch reads every readable item once and lists each unreadable one once.
+      EXPECT_EQ(seen.size(), 99u);
+      EXPECT_EQ(skipped, (std::multiset<int64_t>{3, 37, 38, 102}));
+      for (int64_t bad : ds->unreadable_) EXPECT_EQ(seen.count(bad), 0u);
+    }
+    // The same batches for any number of workers.
+    if (reference.empty()) reference = batches;
+    else
+      for (size_t i = 0; i < batches.size(); ++i) expect_same(batches[i], reference[i]);
+  }
+  // A batch of unreadable samples only is an error naming the first one.
+  auto ds = synthetic(10);
+  ds->unreadable_ = {4, 5, 6, 7};
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.shuffle = false;
+  Loader loader(ds, o);
+  EXPECT_EQ(loader.next()->indices.size(), 4u);
+  EXPECT_VIMOE_ERROR(loader.next(), "batch 1 of epoch 0", "none of its 4 samples is readable",
+                     "cannot decode item 4");
 }
 
 TEST(DataLoader, ShutdownWithWorkToDo) {

@@ -76,15 +76,27 @@ app::RunConfig tiny_folder_run(const fs::path& dir) {
   return c;
 }
 
+// Every record of a run's metrics.jsonl.
+std::vector<nlohmann::json> metric_records(const fs::path& metrics_path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream metrics(metrics_path);
+  for (std::string line; std::getline(metrics, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
 // (epoch, final) of every validation record.
 std::vector<std::pair<int64_t, bool>> validations(const fs::path& metrics_path) {
   std::vector<std::pair<int64_t, bool>> out;
-  std::ifstream metrics(metrics_path);
-  for (std::string line; std::getline(metrics, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
+  for (const nlohmann::json& j : metric_records(metrics_path))
     if (j.contains("val_top1")) out.emplace_back(j.at("epoch").get<int64_t>(), j.value("final", false));
-  }
   return out;
+}
+
+// The step of a run's "diverged" record, -1 when there is none.
+int64_t diverged_step(const fs::path& metrics_path) {
+  for (const nlohmann::json& j : metric_records(metrics_path))
+    if (j.value("diverged", false)) return j.at("step").get<int64_t>();
+  return -1;
 }
 
 }  // namespace
@@ -170,6 +182,49 @@ TEST(Train, ValidationRecordsCountCompletedEpochs) {
   fs::remove_all(dir);
 }
 
+// A truncated image in the folder (used for training and validation here) is skipped in
+// every epoch and validation, named once per split in a warning with the decoder's reason,
+// and counted in each validation record and summary line; the run completes.
+TEST(Train, UnreadableImagesAreSkippedWarnedAndCounted) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_unreadable_" + std::to_string(::getpid()));
+  app::RunConfig c = tiny_folder_run(dir);
+  c.epochs = 2;
+  const fs::path bad = dir / "data" / "class0" / "3.png";
+  {
+    std::ifstream in(bad, std::ios::binary);
+    std::vector<char> head(40);  // the signature and the IHDR chunk: the scan still accepts it
+    in.read(head.data(), 40);
+    std::ofstream(bad, std::ios::binary | std::ios::trunc).write(head.data(), 40);
+  }
+  ::testing::internal::CaptureStderr();
+  int status = -1;
+  {
+    app::Trainer trainer(c);
+    status = trainer.run();
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(status, 0) << err;
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = err.find(needle); at != std::string::npos; at = err.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("warning: skipping an unreadable training image"), 1u) << err;
+  EXPECT_EQ(count("warning: skipping an unreadable validation image"), 1u) << err;
+  EXPECT_EQ(count(bad.string() + ": PNG decoder"), 2u) << err;
+  EXPECT_EQ(count("truncated"), 2u) << err;
+  EXPECT_EQ(count("2 unreadable images skipped (1 training, 1 validation)"), 2u) << err;
+  int validations_seen = 0;
+  for (const nlohmann::json& j : metric_records(dir / "run" / "metrics.jsonl")) {
+    if (!j.contains("val_top1")) continue;
+    ++validations_seen;
+    EXPECT_EQ(j.at("skipped_train_images"), 1) << j.dump();
+    EXPECT_EQ(j.at("skipped_val_images"), 1) << j.dump();
+  }
+  EXPECT_EQ(validations_seen, 2);
+  fs::remove_all(dir);
+}
+
 // A finished run extended by more epochs: it continues from its last step with the longer
 // schedule, its earlier final evaluation becomes that epoch's validation, and it ends with
 // a final evaluation of its own; a new run into the same directory is refused.
@@ -212,12 +267,7 @@ TEST(Train, DivergedRunStopsAndKeepsTheLastGoodCheckpoint) {
     app::Trainer trainer(c);
     EXPECT_EQ(trainer.run(), 3);
   }
-  int64_t diverged_at = -1;
-  std::ifstream metrics(dir / "run" / "metrics.jsonl");
-  for (std::string line; std::getline(metrics, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    if (j.value("diverged", false)) diverged_at = j.at("step").get<int64_t>();
-  }
+  const int64_t diverged_at = diverged_step(dir / "run" / "metrics.jsonl");
   ASSERT_GT(diverged_at, 0) << "no diverged record";
   const io::SafetensorsFile last = io::SafetensorsFile::open((dir / "run" / "last.safetensors").string());
   EXPECT_EQ(std::stoll(last.metadata().at("step")), diverged_at - 1);
@@ -233,13 +283,7 @@ TEST(Train, DivergedRunStopsAndKeepsTheLastGoodCheckpoint) {
     app::Trainer trainer(patient);
     EXPECT_EQ(trainer.run(), 3);
   }
-  std::ifstream m2(dir / "patient" / "metrics.jsonl");
-  int64_t patient_at = -1;
-  for (std::string line; std::getline(m2, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    if (j.value("diverged", false)) patient_at = j.at("step").get<int64_t>();
-  }
-  EXPECT_EQ(patient_at, diverged_at + 1);
+  EXPECT_EQ(diverged_step(dir / "patient" / "metrics.jsonl"), diverged_at + 1);
   const io::SafetensorsFile patient_last = io::SafetensorsFile::open((dir / "patient" / "last.safetensors").string());
   EXPECT_EQ(std::stoll(patient_last.metadata().at("step")), diverged_at - 1);  // none after a skipped step
   fs::remove_all(dir);

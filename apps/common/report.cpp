@@ -32,6 +32,8 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
                                  const std::string& out_dir) {
   fs::create_directories(out_dir);
   nlohmann::json summary = {{"images", r.images}, {"loss", r.loss}, {"top1", r.top1}, {"top5", r.top5}};
+  summary["skipped_images"] = nlohmann::json::array();
+  for (const data::SkippedSample& s : r.skipped) summary["skipped_images"].push_back(s.reason);
   const models::ModelSize size = models::model_size(vit, moe);
   summary["model"] = {{"total_params", size.total_params}, {"active_params", size.active_params},
                       {"macs", size.macs}};

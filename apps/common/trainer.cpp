@@ -263,6 +263,7 @@ EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Devi
   loader.seek(epoch, 0);
   int64_t done = 0;
   while (std::optional<data::Batch> b = loader.next()) {
+    r.skipped.insert(r.skipped.end(), b->skipped.begin(), b->skipped.end());
     const auto out = model.forward(b->images.to(device));
     const Tensor logits = out.logits.to(DType::F32).cpu();
     const int64_t B = logits.size(0);
@@ -298,7 +299,7 @@ EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Devi
       for (auto& p : image_paths) paths.insert(p);
     done += B;
     if (progress && tty)
-      std::fprintf(stderr, "\r  evaluating %lld/%lld", static_cast<long long>(done),
+      std::fprintf(stderr, "\r  evaluating %lld/%lld", static_cast<long long>(done + static_cast<int64_t>(r.skipped.size())),
                    static_cast<long long>(loader.dataset().size()));
   }
   if (progress && tty) std::fprintf(stderr, "\n");
@@ -391,6 +392,20 @@ void Trainer::log_metrics(const nlohmann::json& record) {
   metrics_.flush();
 }
 
+void Trainer::warn_unreadable(const std::vector<data::SkippedSample>& skipped, const char* split) {
+  for (const data::SkippedSample& s : skipped)
+    if (warned_.emplace(split, s.index).second)
+      std::fprintf(stderr, "%swarning: skipping an unreadable %s image (it is left out of every epoch): %s\n",
+                   ::isatty(::fileno(stderr)) ? "\n" : "", split, s.reason.c_str());
+}
+
+// ", 3 unreadable images skipped (2 training, 1 validation)" or nothing when none were.
+static std::string skipped_note(int64_t train, int64_t val) {
+  if (train + val == 0) return "";
+  return ", " + std::to_string(train + val) + " unreadable image" + (train + val == 1 ? "" : "s") +
+         " skipped (" + std::to_string(train) + " training, " + std::to_string(val) + " validation)";
+}
+
 void Trainer::print_progress(double loss, double aux, double images_per_s, bool final_line) {
   static const bool tty = ::isatty(::fileno(stderr));
   const double remaining = images_per_s > 0 ? static_cast<double>((total_steps_ - step_) * cfg_.batch_size *
@@ -449,6 +464,10 @@ int Trainer::run() {
     for (int64_t micro = 0; micro < cfg_.accum_steps; ++micro) {
       std::optional<data::Batch> b = train_loader_->next();
       if (!b) b = train_loader_->next();  // an epoch ended: continue with the next one
+      if (!b->skipped.empty()) {
+        warn_unreadable(b->skipped, "training");
+        epoch_skipped_ += static_cast<int64_t>(b->skipped.size());
+      }
       const MicroBatchLoss l = step_runner_->micro_batch(*b);
       window_loss = window_loss.defined() ? window_loss + l.task : l.task;
       window_aux = window_aux.defined() ? window_aux + l.aux : l.aux;
@@ -500,10 +519,15 @@ int Trainer::run() {
     if (epoch_end && step_ < total_steps_) {
       epochs_done = completed_epochs();
       const EvalResult r = evaluate(*model_, *val_loader_, device_, false, autocast_);
-      std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%\n",
-                   ::isatty(::fileno(stderr)) ? "\n" : "", r.loss, 100 * r.top1, 100 * r.top5);
+      warn_unreadable(r.skipped, "validation");
+      const auto val_skipped = static_cast<int64_t>(r.skipped.size());
+      std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s\n",
+                   ::isatty(::fileno(stderr)) ? "\n" : "", r.loss, 100 * r.top1, 100 * r.top5,
+                   skipped_note(epoch_skipped_, val_skipped).c_str());
       log_metrics({{"step", step_}, {"epoch", epochs_done}, {"val_loss", r.loss}, {"val_top1", r.top1},
-                   {"val_top5", r.top5}});
+                   {"val_top5", r.top5}, {"skipped_train_images", epoch_skipped_},
+                   {"skipped_val_images", val_skipped}});
+      epoch_skipped_ = 0;
       save_checkpoint(last);
       window_start = Clock::now();
       logged_images = 0;
@@ -520,11 +544,15 @@ int Trainer::run() {
     return 0;
   }
   const EvalResult r = evaluate(*model_, *val_loader_, device_, true, autocast_);
-  std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%% on %lld images\n", r.loss,
-               100 * r.top1, 100 * r.top5, static_cast<long long>(r.images));
+  warn_unreadable(r.skipped, "validation");
+  const auto val_skipped = static_cast<int64_t>(r.skipped.size());
+  std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%% on %lld images%s\n", r.loss,
+               100 * r.top1, 100 * r.top5, static_cast<long long>(r.images),
+               skipped_note(epoch_skipped_, val_skipped).c_str());
   // "epoch" in validation records counts completed epochs, as in the per-epoch ones above.
   log_metrics({{"step", step_}, {"epoch", completed_epochs()}, {"val_loss", r.loss},
-               {"val_top1", r.top1}, {"val_top5", r.top5}, {"final", true}});
+               {"val_top1", r.top1}, {"val_top5", r.top5}, {"skipped_train_images", epoch_skipped_},
+               {"skipped_val_images", val_skipped}, {"final", true}});
   std::printf("%s\n", final_path.c_str());
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,8 @@ struct EvalResult {
   std::vector<std::vector<std::vector<int64_t>>> routing_counts;
   std::vector<int64_t> moe_blocks;
   int64_t distinct_paths = 0;
+  // Validation images left out because they could not be decoded (not in `images`).
+  std::vector<data::SkippedSample> skipped;
 };
 EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device,
                     bool progress, std::optional<DType> autocast = std::nullopt);
@@ -85,6 +88,8 @@ class Trainer {
  private:
   void log_metrics(const nlohmann::json& record);
   void print_progress(double loss, double aux, double images_per_s, bool final_line);  // means since the last line
+  // One warning line per unreadable image the first time it is met (it recurs each epoch).
+  void warn_unreadable(const std::vector<data::SkippedSample>& skipped, const char* split);
 
   RunConfig cfg_;
   Device device_;
@@ -96,6 +101,8 @@ class Trainer {
   std::unique_ptr<TrainStep> step_runner_;  // the recipe's micro-batches and updates
   int64_t step_ = 0, total_steps_ = 0, steps_per_epoch_ = 1;
   std::ofstream metrics_;
+  std::set<std::pair<std::string, int64_t>> warned_;  // (split, dataset index) already reported
+  int64_t epoch_skipped_ = 0;                          // training images skipped in this epoch
 };
 
 // The signal that asked the run to stop (SIGINT from Ctrl-C, SIGTERM from `timeout`, container
