@@ -72,10 +72,19 @@ ViTConfig infer_config(const std::map<std::string, Tensor>& t, const nlohmann::j
   c.depth = 0;
   while (t.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
   VIMOE_CHECK(c.depth > 0, path, ": no transformer blocks found");
-  c.mlp_hidden = need("blocks.0.mlp.fc1.weight").size(0);
   c.heads = c.width / 64;
-  c.registers = t.count("register_tokens") ? t.at("register_tokens").size(1) : 0;
-  const int64_t rows = need("pos_embed").size(1) - 1;
+  const Tensor& fc1 = need("blocks.0.mlp.fc1.weight");
+  VIMOE_CHECK(fc1.dim() == 2, path, ": blocks.0.mlp.fc1.weight must be [hidden, D], found ", shape_str(fc1.shape()));
+  c.mlp_hidden = fc1.size(0);
+  if (t.count("register_tokens")) {
+    const Tensor& r = t.at("register_tokens");
+    VIMOE_CHECK(r.dim() == 3, path, ": register_tokens must be [1, R, D], found ", shape_str(r.shape()));
+    c.registers = r.size(1);
+  }
+  const Tensor& pos = need("pos_embed");
+  VIMOE_CHECK(pos.dim() == 3 && pos.size(1) >= 1, path, ": pos_embed must be [1, 1 + grid^2, D], found ",
+              shape_str(pos.shape()));
+  const int64_t rows = pos.size(1) - 1;
   c.pos_grid = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(rows))));
   VIMOE_CHECK(c.pos_grid * c.pos_grid == rows, path, ": position table of ", rows + 1,
               " rows is not CLS + a square grid");
@@ -137,7 +146,13 @@ Dinov2Weights read_dinov2(const std::string& path) {
   for (auto& [ours, parts] : qkv) {
     VIMOE_CHECK(parts.count('q') && parts.count('k') && parts.count('v'), path, ": ", ours,
                 " needs query, key and value; found ", parts.size(), " of them");
-    w.tensors.emplace(ours, concat({parts['q'], parts['k'], parts['v']}, 0));
+    try {
+      w.tensors.emplace(ours, concat({parts['q'], parts['k'], parts['v']}, 0));
+    } catch (const Error& e) {
+      VIMOE_FAIL(path, ": the query, key and value tensors of \"", ours, "\" do not stack (",
+                 shape_str(parts['q'].shape()), ", ", shape_str(parts['k'].shape()), ", ",
+                 shape_str(parts['v'].shape()), "): ", e.what());
+    }
   }
   w.config = infer_config(w.tensors, read_config_json(path), path);
   return w;
@@ -166,7 +181,14 @@ ImportReport load_dinov2(VisionTransformer& model, const std::string& path) {
   NoGradGuard no_grad;
   for (const auto& [name, value] : w.tensors) {
     if (name == "pos_embed") {
-      assign(name, resample_pos_embed(value, 1, model.vit.pos_grid, model.vit.pos_grid));
+      Tensor resampled;
+      try {
+        resampled = resample_pos_embed(value, 1, model.vit.pos_grid, model.vit.pos_grid);
+      } catch (const Error& e) {
+        VIMOE_FAIL(path, ": \"pos_embed\" of shape ", shape_str(value.shape()), " cannot be resampled to the model's ",
+                   model.vit.pos_grid, "x", model.vit.pos_grid, " grid: ", e.what());
+      }
+      assign(name, resampled);
       continue;
     }
     // A dense FFN of a block that is MoE in the model seeds every expert and the shared one.
@@ -193,13 +215,27 @@ ImportReport load_dinov2(VisionTransformer& model, const std::string& path) {
     }
     assign(name, value);
   }
+  // Only what no DINOv2 checkpoint has -- the classifier head and the MoE routers -- may be
+  // absent; a missing backbone tensor means a broken or foreign file, not a fresh start.
+  static const std::regex may_be_absent(R"(^(head\..*|blocks\.\d+\.moe\.router\..*)$)");
+  std::vector<std::string> lacking;
+  for (const auto& [name, t] : targets) {
+    if (plan.count(name)) continue;
+    report.missing.push_back(name);
+    if (!std::regex_match(name, may_be_absent)) lacking.push_back(name);
+  }
+  if (!lacking.empty()) {
+    std::string list;
+    for (const std::string& n : lacking) list += (list.empty() ? "" : ", ") + n;
+    VIMOE_FAIL(path, ": the ", w.layout, "-layout checkpoint lacks ", lacking.size(), " backbone tensor",
+               lacking.size() == 1 ? "" : "s", " the model needs (named as in the model): ", list,
+               "; only the classifier head and the MoE routers may be absent");
+  }
   for (const auto& [name, value] : plan) {
     Tensor dst = targets.at(name);
     dst.copy_(value);
     report.loaded.push_back(name);
   }
-  for (const auto& [name, t] : targets)
-    if (!plan.count(name)) report.missing.push_back(name);
   return report;
 }
 

@@ -34,8 +34,10 @@ struct ImportReport {
 
 // Loads a DINOv2 checkpoint into `model`: resamples the position table to the model's grid,
 // copies each dense FFN into every expert and the shared expert of MoE blocks, and checks
-// every shape (a mismatch is an error naming the key and both shapes). Width, depth and
-// patch size must agree with the checkpoint.
+// every shape (a mismatch is an error naming the file, the key and both shapes). Width, depth
+// and patch size must agree with the checkpoint. Every backbone parameter must come from the
+// file: only the head and the MoE routers may be absent (an error lists the others). On any
+// error the model is left unchanged.
 ImportReport load_dinov2(VisionTransformer& model, const std::string& safetensors_path);
 
 // The configuration a checkpoint implies, for building a matching model (set image size,

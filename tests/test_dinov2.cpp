@@ -192,3 +192,53 @@ TEST_F(Dinov2Import, BadCheckpoints) {
   io::save_safetensors(with_extra, extra);
   EXPECT_VIMOE_ERROR(read_dinov2(with_extra), "unexpected key", "blocks.0.attn.rope");
 }
+
+// A backbone tensor missing from the file is an error listing it (the head and the routers
+// may be absent), and the model is left untouched.
+TEST_F(Dinov2Import, AMissingBackboneTensorIsAnError) {
+  const auto src = source_model(3);
+  VisionTransformer dst(backbone(3));
+  const Tensor before = dst.blocks[1]->norm1->weight.clone();
+  for (const std::string& drop : {"blocks.1.attn.proj.weight", "norm.bias", "blocks.0.ls2.gamma"}) {
+    SCOPED_TRACE(drop);
+    std::vector<std::pair<std::string, Tensor>> out;
+    for (auto& [n, t] : src->state_dict())
+      if (n != drop) out.emplace_back(n, t);
+    const std::string path = (dir_ / "partial.safetensors").string();
+    io::save_safetensors(path, out);
+    EXPECT_VIMOE_ERROR(load_dinov2(dst, path), "partial.safetensors", "lacks 1 backbone tensor", drop.c_str(),
+                       "only the classifier head and the MoE routers may be absent");
+    EXPECT_TRUE(all_close(dst.blocks[1]->norm1->weight, before, 0, 0));
+  }
+}
+
+// Shape errors name the file and the key, wherever they are found.
+TEST_F(Dinov2Import, ShapeErrorsNameTheFileAndTheKey) {
+  const auto src = source_model(3);
+  VisionTransformer dst(backbone(3));
+  auto with = [&](const std::string& key, const Tensor& value, bool hf) {
+    const std::string path = save_hf(*src, hf ? "hf_bad" : "orig_bad", false, false);
+    const io::SafetensorsFile f = io::SafetensorsFile::open(path);
+    std::vector<std::pair<std::string, Tensor>> out;
+    if (hf) {
+      for (const std::string& n : f.names()) out.emplace_back(n, n == key ? value : f.get(n).clone());
+    } else {
+      for (auto& [n, t] : src->state_dict()) out.emplace_back(n, n == key ? value : t);
+    }
+    const std::string bad = (dir_ / "bad.safetensors").string();
+    io::save_safetensors(bad, out);
+    return bad;
+  };
+  // A tensor of the wrong size (original layout).
+  EXPECT_VIMOE_ERROR(load_dinov2(dst, with("blocks.1.mlp.fc2.bias", Tensor::zeros({127}), false)),
+                     "bad.safetensors", "blocks.1.mlp.fc2.bias", "[127]", "[128]");
+  // q, k and v that do not stack (Hugging Face layout).
+  EXPECT_VIMOE_ERROR(load_dinov2(dst, with("encoder.layer.0.attention.attention.key.weight",
+                                           Tensor::zeros({128, 5}), true)),
+                     "bad.safetensors", "blocks.0.attn.qkv.weight", "[128, 5]");
+  // A position table of the wrong rank, and register tokens of the wrong rank.
+  EXPECT_VIMOE_ERROR(load_dinov2(dst, with("pos_embed", Tensor::zeros({10, 128}), false)), "bad.safetensors",
+                     "pos_embed", "[10, 128]");
+  EXPECT_VIMOE_ERROR(load_dinov2(dst, with("blocks.0.mlp.fc1.weight", Tensor::zeros({24}), false)),
+                     "bad.safetensors", "blocks.0.mlp.fc1.weight", "[24]");
+}
