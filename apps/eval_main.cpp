@@ -22,28 +22,46 @@ int params_command(const vimoe::app::RunConfig& cfg, int64_t classes, int64_t ch
   return 0;
 }
 
-int run_command(const std::string& checkpoint, std::string out, const std::string& device_name, int workers) {
+struct RunOptions {
+  std::string checkpoint, out, device = "auto", data_dir, val_dir;
+  int workers = 2;
+};
+
+// The run's datasets, from the locations it stored or those given on the command line.
+vimoe::app::Datasets open_run_datasets(vimoe::app::RunConfig& cfg, const RunOptions& o) {
+  if (!o.data_dir.empty()) cfg.data_dir = o.data_dir;
+  if (!o.val_dir.empty()) cfg.val_dir = o.val_dir;
+  try {
+    return vimoe::app::open_datasets(cfg);
+  } catch (const vimoe::Error& e) {
+    VIMOE_FAIL(e.what(), "\n(the run's ", cfg.dataset, " data is looked for at --data-dir \"", cfg.data_dir, "\"",
+               cfg.dataset == "folder" ? " and --val-dir \"" + cfg.val_dir + "\"" : std::string(),
+               "; give --data-dir / --val-dir to say where it is now)");
+  }
+}
+
+int run_command(RunOptions o) {
   namespace fs = std::filesystem;
-  const vimoe::Device device = vimoe::app::pick_device(device_name);
-  vimoe::app::LoadedRun run = vimoe::app::load_run(checkpoint, device);
-  const vimoe::app::Datasets data = vimoe::app::open_datasets(run.config);
+  const vimoe::Device device = vimoe::app::pick_device(o.device);
+  vimoe::app::LoadedRun run = vimoe::app::load_run(o.checkpoint, device);
+  const vimoe::app::Datasets data = open_run_datasets(run.config, o);
   vimoe::data::LoaderOptions opts;
   opts.batch_size = run.config.batch_size;
   opts.shuffle = false;
-  opts.num_workers = workers;
+  opts.num_workers = o.workers;
   opts.transform = vimoe::app::eval_transform(run.config, data, run.model->vit.image_size, run.model->vit.in_channels);
   vimoe::data::Loader loader(data.val, opts);
-  if (out.empty()) out = (fs::path(checkpoint).parent_path() / "eval").string();
+  if (o.out.empty()) o.out = (fs::path(o.checkpoint).parent_path() / "eval").string();
   const vimoe::app::EvalResult r = vimoe::app::evaluate(
       *run.model, loader, device, true, vimoe::app::autocast_type(run.config.precision, device));
   for (const vimoe::data::SkippedSample& s : r.skipped)
     std::fprintf(stderr, "warning: skipping an unreadable validation image: %s\n", s.reason.c_str());
   nlohmann::json summary =
-      vimoe::app::write_eval_report(r, data.val->class_names(), run.model->vit, run.model->moe, out);
-  const fs::path metrics = fs::path(checkpoint).parent_path() / "metrics.jsonl";
+      vimoe::app::write_eval_report(r, data.val->class_names(), run.model->vit, run.model->moe, o.out);
+  const fs::path metrics = fs::path(o.checkpoint).parent_path() / "metrics.jsonl";
   // A run stopped before its first log line has an empty file: no curves, no error.
   if (fs::exists(metrics) && fs::file_size(metrics) > 0) {
-    const vimoe::app::Curves curves = vimoe::app::write_curves(metrics.string(), out);
+    const vimoe::app::Curves curves = vimoe::app::write_curves(metrics.string(), o.out);
     for (const std::string& f : curves.files) summary["files"].push_back(f);
     if (curves.missing_values > 0)
       std::printf("%s: %lld values are null or not finite (a diverged run?); the curves have gaps there\n",
@@ -64,8 +82,8 @@ int run_command(const std::string& checkpoint, std::string out, const std::strin
   if (summary.contains("routing_degree"))
     std::printf("routing degree C(N,k)^L = %.0f; distinct expert paths taken by the images: %lld\n",
                 summary["routing_degree"].get<double>(), static_cast<long long>(summary["distinct_paths_used"]));
-  std::printf("results in %s:\n", out.c_str());
-  for (const auto& f : summary["files"]) std::printf("  %s\n", (fs::path(out) / f.get<std::string>()).c_str());
+  std::printf("results in %s:\n", o.out.c_str());
+  for (const auto& f : summary["files"]) std::printf("  %s\n", (fs::path(o.out) / f.get<std::string>()).c_str());
   return 0;
 }
 
@@ -95,12 +113,13 @@ int main(int argc, char** argv) {
   params->add_flag("--json", json, "one JSON object: total_params, active_params, macs");
 
   auto* run = app.add_subcommand("run", "evaluate a checkpoint: accuracy, routing heatmaps, expert load, curves");
-  std::string checkpoint, out, device = "auto";
-  int workers = 2;
-  run->add_option("checkpoint", checkpoint, "a vimoe-train checkpoint (.safetensors)")->required();
-  run->add_option("--out", out, "output directory (default: <checkpoint dir>/eval)");
-  run->add_option("--device", device)->capture_default_str();
-  run->add_option("--workers", workers)->capture_default_str();
+  RunOptions ro;
+  run->add_option("checkpoint", ro.checkpoint, "a vimoe-train checkpoint (.safetensors)")->required();
+  run->add_option("--out", ro.out, "output directory (default: <checkpoint dir>/eval)");
+  run->add_option("--device", ro.device)->capture_default_str();
+  run->add_option("--workers", ro.workers)->capture_default_str();
+  run->add_option("--data-dir", ro.data_dir, "the dataset's location, when not where the run stored it");
+  run->add_option("--val-dir", ro.val_dir, "folder datasets: the validation root, when not where the run stored it");
 
   auto* curves = app.add_subcommand("curves", "loss and accuracy curves (PNG + CSV) from a run's metrics.jsonl");
   std::string metrics, curves_out = ".";
@@ -110,7 +129,7 @@ int main(int argc, char** argv) {
   return vimoe::app::guarded_main("vimoe-eval", [&] {
     CLI11_PARSE(app, argc, argv);
     if (params->parsed()) return params_command(cfg, classes, channels, json);
-    if (run->parsed()) return run_command(checkpoint, out, device, workers);
+    if (run->parsed()) return run_command(ro);
     const vimoe::app::Curves curves = vimoe::app::write_curves(metrics, curves_out);
     for (const std::string& f : curves.files) std::printf("%s\n", (std::filesystem::path(curves_out) / f).c_str());
     if (curves.missing_values > 0)

@@ -15,8 +15,10 @@ extern char** environ;
 
 namespace vimoe::testing {
 
-// Starts `program` with `args`, its stdout and stderr both going to the file `log`.
-inline pid_t spawn_program(const std::string& program, const std::vector<std::string>& args, const std::string& log) {
+// Starts `program` with `args`, its stdout and stderr both going to the file `log`, in the
+// working directory `cwd` (empty: this process's).
+inline pid_t spawn_program(const std::string& program, const std::vector<std::string>& args, const std::string& log,
+                           const std::string& cwd = "") {
   std::vector<std::string> all = {program};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -26,6 +28,7 @@ inline pid_t spawn_program(const std::string& program, const std::vector<std::st
   posix_spawn_file_actions_init(&files);
   posix_spawn_file_actions_addopen(&files, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&files, 1, 2);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&files, cwd.c_str());
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&files);
@@ -51,8 +54,8 @@ inline std::string read_text(const std::string& path) {
 
 // Runs `program` to completion; returns its exit status and puts its output in `output`.
 inline int run_program(const std::string& program, const std::vector<std::string>& args, const std::string& log,
-                       std::string& output) {
-  const pid_t pid = spawn_program(program, args, log);
+                       std::string& output, const std::string& cwd = "") {
+  const pid_t pid = spawn_program(program, args, log, cwd);
   if (pid < 0) return -1;
   const int status = exit_status(pid);
   output = read_text(log);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
 #include "plot/plot.h"
 
@@ -113,7 +114,7 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     summary["distinct_paths_used"] = r.distinct_paths;
   }
   summary["files"] = files;
-  std::ofstream(fs::path(out_dir) / "summary.json") << summary.dump(2) << "\n";
+  io::write_file_atomic((fs::path(out_dir) / "summary.json").string(), summary.dump(2) + "\n", "vimoe-eval");
   return summary;
 }
 

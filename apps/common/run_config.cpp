@@ -1,6 +1,7 @@
 #include "apps/common/run_config.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include "apps/common/config_file.h"
@@ -62,6 +63,15 @@ models::MoEConfig RunConfig::moe_config(int64_t depth) const {
   else if (moe_every_second) m.blocks = models::every_second_block(depth);
   else m.blocks = moe_blocks;
   return m;
+}
+
+void RunConfig::make_paths_absolute() {
+  auto absolute = [](std::string& p) {
+    if (!p.empty()) p = std::filesystem::absolute(p).lexically_normal().string();
+  };
+  absolute(data_dir);
+  absolute(val_dir);
+  if (init != "scratch") absolute(init);
 }
 
 void RunConfig::validate() const {

@@ -87,6 +87,9 @@ struct RunConfig {
   // learning rate, a smoothing outside [0, 1), ...), naming the option and the value; the
   // model options are checked by vit_config and moe_config.
   void validate() const;
+  // Makes the data locations and the --init weights absolute (against the working
+  // directory), so the stored configuration opens them again from any directory.
+  void make_paths_absolute();
 };
 
 // The configuration a resumed run continues with: the checkpoint's (`saved`), with the

@@ -316,6 +316,7 @@ EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Devi
 
 Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   cfg_.validate();
+  cfg_.make_paths_absolute();  // before a resume compares them with the checkpoint's
   if (!cfg_.resume.empty()) {
     // The checkpoint's configuration, with what a resume may change (and says it changes).
     const io::SafetensorsFile f = io::SafetensorsFile::open(cfg_.resume);
@@ -326,6 +327,7 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
                  changes.empty() ? " with the checkpoint's options" : "; changed:");
     for (const std::string& c : changes) std::fprintf(stderr, "  %s\n", c.c_str());
     cfg_.validate();
+    cfg_.make_paths_absolute();  // a run stored before paths were absolute
   }
   VIMOE_CHECK(cfg_.batch_size > 0 && cfg_.accum_steps > 0 && cfg_.epochs > 0, "batch size, "
               "accumulation steps and epochs must be positive");
