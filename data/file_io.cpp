@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -45,16 +46,17 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
+std::vector<uint8_t> read_file_bytes(const std::string& path, size_t max_bytes) {
   errno = 0;
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
   VIMOE_CHECK(f != nullptr, "cannot open ", path, ": ", std::strerror(errno));
   std::vector<uint8_t> bytes;
   uint8_t chunk[1 << 16];
-  for (;;) {
-    const size_t n = std::fread(chunk, 1, sizeof chunk, f.get());
+  while (bytes.size() < max_bytes) {
+    const size_t want = std::min(sizeof chunk, max_bytes - bytes.size());
+    const size_t n = std::fread(chunk, 1, want, f.get());
     bytes.insert(bytes.end(), chunk, chunk + n);
-    if (n < sizeof chunk) break;
+    if (n < want) break;
   }
   VIMOE_CHECK(!std::ferror(f.get()), "cannot read ", path, ": ", std::strerror(errno));
   return bytes;

@@ -38,10 +38,6 @@ std::string stb_reason() {
   return r ? r : "unknown error";
 }
 
-}  // namespace
-
-namespace {
-
 enum class ImageFormat { Jpeg, Png, Bmp, Other };
 
 ImageFormat sniff_format(const std::vector<uint8_t>& b) {
@@ -81,10 +77,87 @@ std::string decode_failure(const std::vector<uint8_t>& bytes, const std::string&
       reason = "BMP decoder: " + (stb == "bad png sig" ? std::string("corrupt or truncated data") : stb);
       break;
     case ImageFormat::Other:
-      reason = "not a JPEG, PNG or BMP file (stb_image: " + stb + ")";
+      reason = "not a JPEG, PNG or BMP file";
       break;
   }
   return reason + " (" + std::to_string(bytes.size()) + " bytes)";
+}
+
+// The stb_image that Debian ships (2.27) trusts a JPEG's Huffman table sizes: a DHT table
+// whose 16 code counts add up to more than 256 makes it write past its 256-entry tables (a
+// heap overflow found by fuzz/fuzz_image.cpp; later stb_image releases check it). So the
+// marker segments are walked here first, the way stb_image reads them, and such a file is
+// refused: tables are read while the segment's length has bytes left (the last one may run
+// past the segment, and bytes past the end of the file read as 0, as in stb_image), and the
+// walk goes on across entropy-coded scans, as progressive files define tables between them.
+std::string jpeg_table_error(const std::vector<uint8_t>& b) {
+  auto byte = [&](size_t i) -> uint32_t { return i < b.size() ? b[i] : 0; };
+  size_t at = 2;  // past SOI
+  while (at + 4 <= b.size()) {
+    if (b[at] != 0xff) {  // entropy-coded data or junk: on to the next marker
+      ++at;
+      continue;
+    }
+    const uint8_t marker = b[at + 1];
+    if (marker == 0xff || marker == 0x00 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      ++at;  // fill byte, stuffed byte, TEM, restart: no length field
+      continue;
+    }
+    if (marker == 0xd9) return "";  // EOI
+    const size_t length = (byte(at + 2) << 8) | byte(at + 3);
+    if (marker == 0xc4) {  // DHT: tables of a class/id byte, 16 counts, then the values
+      size_t t = at + 4;
+      for (int64_t left = static_cast<int64_t>(length) - 2; left > 0;) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += byte(t + i);
+        if (codes > 256)
+          return "JPEG: a Huffman table (DHT segment at byte " + std::to_string(at) + ") declares " +
+                 std::to_string(codes) + " codes, more than the 256 a table holds";
+        t += 17 + codes;
+        left -= static_cast<int64_t>(17 + codes);
+      }
+    }
+    if (length < 2) return "";  // stb_image stops at such a segment
+    at += 2 + length;
+  }
+  return "";
+}
+
+// Why stb_image must not be given these bytes, or "" when it may: only JPEG, PNG and BMP are
+// accepted (stb_image's other decoders are never reached), and no JPEG with oversized tables.
+std::string refusal(const std::vector<uint8_t>& bytes) {
+  switch (sniff_format(bytes)) {
+    case ImageFormat::Jpeg:
+      return jpeg_table_error(bytes);
+    case ImageFormat::Png:
+    case ImageFormat::Bmp:
+      return "";
+    case ImageFormat::Other:
+      break;
+  }
+  return "not a JPEG, PNG or BMP file (" + std::to_string(bytes.size()) + " bytes)";
+}
+
+// The scan's header read: the first 64 KiB are enough for nearly every file; a file whose
+// header lies further in (large metadata segments) is read whole. True when the header
+// parses; otherwise `reason` says why.
+bool read_image_header(const std::string& path, int& w, int& h, int& c, std::string& reason) {
+  constexpr size_t kPrefix = 1 << 16;
+  try {
+    for (size_t limit : {kPrefix, SIZE_MAX}) {
+      const std::vector<uint8_t> bytes = read_file_bytes(path, limit);
+      reason = refusal(bytes);
+      if (!reason.empty()) return false;
+      if (bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()) &&
+          stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &c) && w > 0 && h > 0)
+        return true;
+      reason = stb_reason();
+      if (bytes.size() < limit) return false;  // the whole file was read
+    }
+  } catch (const Error& e) {
+    reason = e.what();
+  }
+  return false;
 }
 
 }  // namespace
@@ -101,6 +174,8 @@ Image load_image(const std::string& path, int channels) {
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
     throw UnreadableSample(detail::concat("cannot decode image ", path, ": ", bytes.size(),
                                           " bytes is more than stb_image reads"));
+  if (const std::string why = refusal(bytes); !why.empty())
+    throw UnreadableSample(detail::concat("cannot decode image ", path, ": ", why));
   int w = 0, h = 0, file_channels = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &file_channels, channels),
@@ -148,14 +223,15 @@ void ImageFolder::scan(std::ostream* warnings) {
     int64_t kept = 0;
     for (const fs::path& f : files) {
       int w = 0, h = 0, c = 0;
-      if (stbi_info(f.c_str(), &w, &h, &c) && w > 0 && h > 0) {
+      std::string reason;
+      if (read_image_header(f.string(), w, h, c, reason)) {
         items_.push_back({f.string(), label});
         if (native_size_ < 0) native_size_ = w == h ? w : 0;
         else if (w != h || w != native_size_) native_size_ = 0;
         ++kept;
         continue;
       }
-      skipped_.push_back({f.string(), stb_reason()});
+      skipped_.push_back({f.string(), reason});
       if (warnings)
         *warnings << "ImageFolder: skipping unreadable image " << f.string() << ": "
                   << skipped_.back().reason << "\n";

@@ -5,7 +5,9 @@
 // with stb_image; grayscale, grey+alpha and RGBA images become RGB (alpha dropped), so
 // every image has 3 channels. Other files and hidden (dot) entries are ignored.
 //
-// The scan reads only each file's header (stbi_info): a file whose header cannot be parsed
+// The scan reads only each file's header (its first 64 KiB, through stbi_info; files that are
+// not JPEG, PNG or BMP, whatever their extension, and JPEGs with malformed Huffman tables are
+// refused before stb_image sees them): a file whose header cannot be parsed
 // is reported -- path and reason, one line on the warning stream -- and skipped; skipped()
 // lists them afterwards. Pixels are decoded lazily in get(), which throws UnreadableSample
 // naming the file and the decoder's reason if decoding fails there (a file whose body is

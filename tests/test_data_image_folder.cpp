@@ -162,6 +162,46 @@ TEST(DataImageFolder, TruncatedJpegFailsInGetWithTheRealReason) {
       UnreadableSample);
 }
 
+// A JPEG whose Huffman table declares more than 256 codes is refused before stb_image sees
+// it (the stb_image Debian ships would write past its tables; found by fuzz/fuzz_image), in
+// the scan and in load_image, with the reason.
+TEST(DataImageFolder, JpegWithAnOversizedHuffmanTableIsRefused) {
+  TempDir root;
+  std::filesystem::create_directories(root / "a");
+  const std::string good = root / "a/good.jpg";
+  const auto px = pattern_bytes(16 * 16 * 3, 4);
+  ASSERT_NE(stbi_write_jpg(good.c_str(), 16, 16, 3, px.data(), 90), 0);
+  std::vector<uint8_t> bytes = read_bytes(good);
+  // The first DHT segment (FF C4, length, then a table's class byte and 16 counts): raise
+  // its last two counts to 255 each, so the table claims far more than 256 codes.
+  size_t dht = 0;
+  for (size_t i = 2; i + 21 < bytes.size(); ++i)
+    if (bytes[i] == 0xff && bytes[i + 1] == 0xc4) {
+      dht = i;
+      break;
+    }
+  ASSERT_GT(dht, 0u) << "no DHT segment in stb_image_write's JPEG";
+  bytes[dht + 5 + 14] = 255;
+  bytes[dht + 5 + 15] = 255;
+  const std::string bad = root / "a/bad.jpg";
+  write_bytes(bad, bytes);
+  try {
+    load_image(bad, 3);
+    ADD_FAILURE() << "decoded";
+  } catch (const UnreadableSample& e) {
+    EXPECT_NE(std::string(e.what()).find("more than the 256 a table holds"), std::string::npos) << e.what();
+  }
+  std::ostringstream warnings;
+  const ImageFolder ds(root.path(), &warnings);
+  ASSERT_EQ(ds.size(), 1);  // good.jpg
+  ASSERT_EQ(ds.skipped().size(), 1u);
+  EXPECT_EQ(ds.skipped()[0].path, bad);
+  EXPECT_NE(ds.skipped()[0].reason.find("Huffman table"), std::string::npos) << ds.skipped()[0].reason;
+  // Files that are not JPEG, PNG or BMP never reach stb_image, whatever their extension.
+  write_bytes(root / "a/gif.jpg", {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0, 0, 0});
+  EXPECT_VIMOE_ERROR(load_image(root / "a/gif.jpg", 3), "not a JPEG, PNG or BMP file");
+}
+
 TEST(DataImageFolder, NativeSizeOnlyWhenAllImagesAreOneSquareSize) {
   TempDir root;
   write_png(root / "a/x.png", 6, 6, 3, 1);

@@ -174,6 +174,19 @@ TEST_F(SafetensorsTest, ReadsMisalignedTensors) {
   EXPECT_EQ(x.to_vector<float>(), (std::vector<float>{1.5f, -3.0f}));
 }
 
+// An empty tensor at a misaligned offset has no bytes to copy (found by fuzz/fuzz_safetensors:
+// the copy passed a null buffer to memcpy, which UBSan reports in the sanitized build).
+TEST_F(SafetensorsTest, ReadsAnEmptyMisalignedTensor) {
+  std::string header = R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[1,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
+  header.append(((header.size() + 7) / 8) * 8 - header.size(), ' ');
+  std::string bytes = make_file(header, 0);
+  bytes.push_back('\x05');
+  write_bytes(file("e.safetensors"), bytes);
+  const io::SafetensorsFile f = io::SafetensorsFile::open(file("e.safetensors"));
+  EXPECT_EQ(f.get("e").shape(), (Shape{0, 3}));
+  EXPECT_EQ(f.get("b").to_vector<uint8_t>(), (std::vector<uint8_t>{5}));
+}
+
 TEST_F(SafetensorsTest, RejectsBadHeadersNamingFileAndTensor) {
   const std::string p = file("bad.safetensors");
   auto expect_bad = [&](const std::string& header, size_t data, std::vector<std::string> parts) {

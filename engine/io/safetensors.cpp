@@ -230,7 +230,8 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   }
   // Misaligned for its dtype (the header length is not a multiple of 8): copy it out.
   Tensor t = Tensor::empty(ti.shape, ti.dtype);
-  std::memcpy(t.data_ptr(), static_cast<const char*>(mapping_->data()) + start, ti.end - ti.begin);
+  if (ti.end > ti.begin)  // an empty tensor may have no buffer at all
+    std::memcpy(t.data_ptr(), static_cast<const char*>(mapping_->data()) + start, ti.end - ti.begin);
   return t;
 }
 
