@@ -138,13 +138,13 @@ std::string refusal(const std::vector<uint8_t>& bytes) {
   return "not a JPEG, PNG or BMP file (" + std::to_string(bytes.size()) + " bytes)";
 }
 
-// The scan's header read: the first 64 KiB are enough for nearly every file; a file whose
-// header lies further in (large metadata segments) is read whole. True when the header
-// parses; otherwise `reason` says why.
+// The scan's header read: the first 4 KiB hold the header of nearly every file; one whose
+// header lies further in (large metadata segments such as EXIF thumbnails) is read again
+// with 64 KiB, then whole, so a folder scan reads little more than the headers. True when
+// the header parses; otherwise `reason` says why.
 bool read_image_header(const std::string& path, int& w, int& h, int& c, std::string& reason) {
-  constexpr size_t kPrefix = 1 << 16;
   try {
-    for (size_t limit : {kPrefix, SIZE_MAX}) {
+    for (size_t limit : {size_t{1} << 12, size_t{1} << 16, SIZE_MAX}) {
       const std::vector<uint8_t> bytes = read_file_bytes(path, limit);
       reason = refusal(bytes);
       if (!reason.empty()) return false;

@@ -5,7 +5,7 @@
 // with stb_image; grayscale, grey+alpha and RGBA images become RGB (alpha dropped), so
 // every image has 3 channels. Other files and hidden (dot) entries are ignored.
 //
-// The scan reads only each file's header (its first 64 KiB, through stbi_info; files that are
+// The scan reads only each file's header (its first 4 KiB as a rule, through stbi_info; files that are
 // not JPEG, PNG or BMP, whatever their extension, and JPEGs with malformed Huffman tables are
 // refused before stb_image sees them): a file whose header cannot be parsed
 // is reported -- path and reason, one line on the warning stream -- and skipped; skipped()

@@ -197,6 +197,18 @@ TEST(DataImageFolder, JpegWithAnOversizedHuffmanTableIsRefused) {
   ASSERT_EQ(ds.skipped().size(), 1u);
   EXPECT_EQ(ds.skipped()[0].path, bad);
   EXPECT_NE(ds.skipped()[0].reason.find("Huffman table"), std::string::npos) << ds.skipped()[0].reason;
+  // A header behind a large metadata segment (a 30 KB comment here, past the scan's first
+  // read of 4 KiB) is still found, and the image decodes.
+  const auto good_bytes = read_bytes(good);
+  std::vector<uint8_t> commented(6 + 30000 + good_bytes.size() - 2, 'x');
+  const uint8_t head[6] = {0xff, 0xd8, 0xff, 0xfe, 0x75, 0x32};  // SOI, COM of length 30002
+  std::copy(head, head + 6, commented.begin());
+  std::copy(good_bytes.begin() + 2, good_bytes.end(), commented.begin() + 6 + 30000);
+  TempDir other;
+  write_bytes(other / "a/commented.jpg", commented);
+  const ImageFolder with_comment(other.path(), nullptr);
+  ASSERT_EQ(with_comment.size(), 1) << (with_comment.skipped().empty() ? "" : with_comment.skipped()[0].reason);
+  EXPECT_EQ(with_comment.get(0).image.width, 16);
   // Files that are not JPEG, PNG or BMP never reach stb_image, whatever their extension.
   write_bytes(root / "a/gif.jpg", {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0, 0, 0});
   EXPECT_VIMOE_ERROR(load_image(root / "a/gif.jpg", 3), "not a JPEG, PNG or BMP file");
