@@ -36,6 +36,15 @@ void print_progress(const std::string& line) {
 
 int run_kernels(const std::string& device, vimoe::app::KernelBenchOptions opts, const std::string& json_path) {
   opts.device = vimoe::app::pick_device(device);
+  if (!opts.device.is_cuda() && !opts.small)
+    print_progress("vimoe-bench kernels: the full ViT-S/14 training shapes are meant for a GPU; on the CPU each "
+                   "kernel takes minutes (--small runs tiny shapes in seconds)");
+  int measured = 0;
+  opts.on_result = [&](const vimoe::app::KernelResult& r) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  [%d] %s %s: %.4f ms", ++measured, r.name.c_str(), r.shape.c_str(), r.ms);
+    print_progress(line);
+  };
   const auto results = vimoe::app::run_kernel_benchmarks(opts);
   std::printf("%-36s %-34s %10s %10s %10s\n", "kernel", "shape", "ms", "TFLOP/s", "GB/s");
   nlohmann::json j = nlohmann::json::array();

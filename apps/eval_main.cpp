@@ -61,7 +61,8 @@ int run_command(RunOptions o) {
   const fs::path metrics = fs::path(o.checkpoint).parent_path() / "metrics.jsonl";
   // A run stopped before its first log line has an empty file: no curves, no error.
   if (fs::exists(metrics) && fs::file_size(metrics) > 0) {
-    const vimoe::app::Curves curves = vimoe::app::write_curves(metrics.string(), o.out);
+    const vimoe::app::Curves curves =
+        vimoe::app::write_curves(metrics.string(), o.out, vimoe::app::ValidationPoint{run.step, r.loss, r.top1, r.top5});
     for (const std::string& f : curves.files) summary["files"].push_back(f);
     if (curves.missing_values > 0)
       std::printf("%s: %lld values are null or not finite (a diverged run?); the curves have gaps there\n",

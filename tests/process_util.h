@@ -45,6 +45,12 @@ inline int exit_status(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// Reaps a child this test killed (so no zombie is left), whatever ended it.
+inline void reap(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+}
+
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -1,14 +1,19 @@
-// vimoe-bench's end-to-end and loader benchmarks on tiny settings: every result field is
+// vimoe-bench's kernel benchmark on the CPU says what it is for and shows progress; its
+// end-to-end and loader benchmarks on tiny settings: every result field is
 // filled with a positive, finite number (peak memory is unknown on the CPU), and bad options
 // are refused before any work.
+#include <signal.h>
 #include <stb_image_write.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "apps/common/e2e_bench.h"
 #include "apps/common/loader_bench.h"
 #include "engine/cuda/runtime.h"
+#include "tests/process_util.h"
 #include "test_data_util.h"
 #include "test_util.h"
 
@@ -128,4 +133,33 @@ TEST(LoaderBench, RejectsBadOptions) {
   EXPECT_VIMOE_ERROR(app::run_loader_benchmark(o), "is not a directory");
   o.workers = {-1};
   EXPECT_VIMOE_ERROR(app::run_loader_benchmark(o), "worker counts must be >= 0, found -1");
+}
+
+// The full kernel benchmark on a CPU says at once that it is meant for a GPU and points to
+// --small, then reports each kernel as it is measured (the first, a copy, takes a second or
+// two; the run is stopped there). --small runs the whole table with progress.
+TEST(KernelBench, OnTheCpuItSaysSoAndShowsProgress) {
+  vimoe::testing::TempDir dir;
+  const std::string log = dir / "kernels.log";
+  const pid_t pid = vimoe::testing::spawn_program(VIMOE_BENCH_BIN, {"kernels", "--device", "cpu", "--iters", "1"}, log);
+  ASSERT_GT(pid, 0);
+  std::string out;
+  for (int i = 0; i < 600 && out.find("[1] copy") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    out = vimoe::testing::read_text(log);
+  }
+  ::kill(pid, SIGKILL);
+  vimoe::testing::reap(pid);
+  EXPECT_NE(out.find("meant for a GPU"), std::string::npos) << out;
+  EXPECT_NE(out.find("--small"), std::string::npos) << out;
+  EXPECT_NE(out.find("[1] copy"), std::string::npos) << out;
+
+  std::string small;
+  ASSERT_EQ(vimoe::testing::run_program(VIMOE_BENCH_BIN, {"kernels", "--device", "cpu", "--small", "--iters", "1"},
+                                        dir / "small.log", small),
+            0)
+      << small;
+  EXPECT_EQ(small.find("meant for a GPU"), std::string::npos) << small;
+  EXPECT_NE(small.find("[1] copy"), std::string::npos) << small;
+  EXPECT_NE(small.find("attention fwd+bwd"), std::string::npos) << small;
 }

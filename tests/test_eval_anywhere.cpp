@@ -1,11 +1,13 @@
 // A run is evaluated from any directory: vimoe-train stores absolute data paths, and
-// vimoe-eval run takes --data-dir / --val-dir when the data has moved (checked by running
+// vimoe-eval run takes --data-dir / --val-dir when the data has moved; its evaluation ends
+// the curves of a run trained without a final one (checked by running
 // the built programs from different working directories).
 #include <gtest/gtest.h>
 #include <stb_image_write.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include "tests/process_util.h"
@@ -53,6 +55,18 @@ TEST(EvalAnywhere, StoredPathsAreAbsoluteAndMovedDataIsGivenOnTheCommandLine) {
   EXPECT_EQ(run_program(VIMOE_EVAL_BIN, {"run", checkpoint, "--out", (dir / "eval1").string()}, (dir / "eval.log").string(), out, "/"), 0)
       << out;
   EXPECT_NE(out.find("on 8 images"), std::string::npos) << out;
+  // Trained without a final evaluation, the run's curves end with this one: the last row of
+  // curves.csv is a validation at the final step (2 steps of 4 images).
+  std::ifstream csv(dir / "eval1/curves.csv");
+  std::string line, last_row;
+  while (std::getline(csv, line))
+    if (!line.empty()) last_row = line;
+  std::vector<std::string> fields;
+  std::stringstream row(last_row);
+  for (std::string f; std::getline(row, f, ',');) fields.push_back(f);
+  ASSERT_EQ(fields.size(), 7u) << last_row;  // step, loss_avg, aux_loss, lr, val_loss, val_top1, val_top5
+  EXPECT_EQ(fields[0], "2") << last_row;
+  EXPECT_FALSE(fields[5].empty()) << last_row;
 
   // The data moved: the error names where it was looked for and the options; the options work.
   fs::rename(dir / "project/data", dir / "moved");

@@ -114,8 +114,10 @@ TEST(Train, ResumingContinuesExactly) {
       ASSERT_EQ(straight.run(), 0);
     }
     {
-      app::Trainer first(with_precision(small_run((dir / "split").string(), k), precision));
+      app::Trainer first(with_precision(small_run((dir / "split").string(), 2 * k), precision));
+      first.pause_at(k);
       ASSERT_EQ(first.run(), 0);
+      EXPECT_FALSE(fs::exists(dir / "split" / "final.safetensors"));
     }
     {
       app::RunConfig c = with_precision(small_run((dir / "split").string(), 2 * k), precision);
@@ -179,6 +181,28 @@ TEST(Train, ValidationRecordsCountCompletedEpochs) {
   }
   const std::vector<std::pair<int64_t, bool>> expected = {{1, false}, {2, true}};
   EXPECT_EQ(validations(dir / "run" / "metrics.jsonl"), expected);
+  fs::remove_all(dir);
+}
+
+// --max-steps is the run's length, schedule included: the cosine has nearly reached --min-lr
+// by the last of 6 steps, though --epochs 10 would be 40 steps.
+TEST(Train, MaxStepsSetsTheScheduleLength) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_max_steps_" + std::to_string(::getpid()));
+  app::RunConfig c = tiny_folder_run(dir);
+  c.epochs = 10;
+  c.max_steps = 6;
+  c.log_every = 1;
+  c.final_eval = false;
+  {
+    app::Trainer trainer(c);
+    ASSERT_EQ(trainer.run(), 0);
+    EXPECT_EQ(trainer.step(), 6);
+  }
+  double last_lr = -1;
+  for (const nlohmann::json& j : metric_records(dir / "run" / "metrics.jsonl"))
+    if (j.contains("lr")) last_lr = j.at("lr").get<double>();
+  EXPECT_GT(last_lr, 0);
+  EXPECT_LT(last_lr, 0.1 * c.lr) << "the schedule did not end with the run";
   fs::remove_all(dir);
 }
 

@@ -48,6 +48,7 @@ std::vector<KernelResult> run_kernel_benchmarks(const KernelBenchOptions& o) {
   auto add = [&](std::string family, std::string name, std::string shape, double ms, double flops, double bytes) {
     out.push_back({std::move(family), std::move(name), std::move(shape), ms,
                    flops > 0 ? flops / (ms * 1e-3) / 1e12 : 0, bytes > 0 ? bytes / (ms * 1e-3) / 1e9 : 0});
+    if (o.on_result) o.on_result(out.back());
   };
 
   {  // Device-to-device copy: the bandwidth the memory-bound kernels are measured against.

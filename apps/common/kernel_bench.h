@@ -3,6 +3,7 @@
 // reported as time and achieved TFLOP/s or GB/s. The PyTorch peer (bench/peer_kernels.py)
 // measures the same work in the same run; bench/compare.py turns both into the ratio table.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ struct KernelBenchOptions {
   Device device = Device::cuda();
   bool small = false;  // tiny shapes: a smoke test that runs anywhere (CPU included)
   int warmup = 3, iters = 20;
+  // Called with each result as soon as it is measured (progress for long runs); may be empty.
+  std::function<void(const KernelResult&)> on_result;
 };
 
 std::vector<KernelResult> run_kernel_benchmarks(const KernelBenchOptions& options);

@@ -1,5 +1,6 @@
 #include "apps/common/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,13 @@ LoadedRun load_run(const std::string& checkpoint, Device device) {
   for (const std::string& n : f.names())
     if (n.rfind("model.", 0) == 0) state.emplace(n.substr(6), f.get(n));
   run.model->load_state_dict(state);
+  if (const auto it = meta.find("step"); it != meta.end()) {
+    try {
+      run.step = std::stoll(it->second);
+    } catch (const std::exception&) {
+      VIMOE_FAIL(checkpoint, ": its \"step\" metadata \"", it->second, "\" is not a number");
+    }
+  }
   run.model->to(device);
   run.model->eval();
   return run;
@@ -118,7 +126,8 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
   return summary;
 }
 
-Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir) {
+Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir,
+                    const std::optional<ValidationPoint>& last) {
   VIMOE_CHECK(!fs::is_directory(metrics_jsonl), metrics_jsonl, " is a directory; curves read a run's metrics.jsonl");
   std::ifstream in(metrics_jsonl);
   VIMOE_CHECK(in.good(), "cannot read ", metrics_jsonl, ": ", fs::exists(metrics_jsonl) ? "permission denied" : "no such file");
@@ -156,6 +165,14 @@ Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir
                     plot::csv_number(v_loss), plot::csv_number(v_top1), plot::csv_number(v_top5)});
   }
   VIMOE_CHECK(!rows.empty(), metrics_jsonl, " holds no records");
+  const double last_step = last ? static_cast<double>(last->step) : NAN;
+  if (last && std::find(val_loss.xs.begin(), val_loss.xs.end(), last_step) == val_loss.xs.end()) {
+    val_loss.xs.push_back(last_step), val_loss.ys.push_back(last->loss);
+    top1.xs.push_back(last_step), top1.ys.push_back(last->top1);
+    top5.xs.push_back(last_step), top5.ys.push_back(last->top5);
+    rows.push_back({plot::csv_number(last_step), "", "", "", plot::csv_number(last->loss), plot::csv_number(last->top1),
+                    plot::csv_number(last->top5)});
+  }
   std::vector<std::string>& files = out.files;
   fs::create_directories(out_dir);
   plot::csv_write((fs::path(out_dir) / "curves.csv").string(),

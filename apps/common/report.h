@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "apps/common/trainer.h"
 
@@ -14,6 +15,7 @@ namespace vimoe::app {
 struct LoadedRun {
   RunConfig config;
   std::shared_ptr<models::VisionTransformer> model;
+  int64_t step = 0;  // the optimiser steps the checkpoint had taken
 };
 LoadedRun load_run(const std::string& checkpoint, Device device);
 
@@ -33,6 +35,13 @@ struct Curves {
   std::vector<std::string> files;  // written, relative to out_dir
   int64_t missing_values = 0;      // null or non-finite values drawn as gaps
 };
-Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir);
+// A validation result to draw at the end of the curves when the metrics hold none at its
+// step: vimoe-eval's evaluation of a run trained without a final one.
+struct ValidationPoint {
+  int64_t step = 0;
+  double loss = 0, top1 = 0, top5 = 0;
+};
+Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir,
+                    const std::optional<ValidationPoint>& last = std::nullopt);
 
 }  // namespace vimoe::app

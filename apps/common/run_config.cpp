@@ -154,7 +154,7 @@ void add_options(CLI::App& app, RunConfig& c) {
   d->add_option("--cutmix", c.cutmix, "cutmix Beta alpha (0: off)")->capture_default_str();
   auto* o = app.add_option_group("optimisation");
   o->add_option("--epochs", c.epochs)->capture_default_str();
-  o->add_option("--max-steps", c.max_steps, "stop after this many optimiser steps (0: no limit)");
+  o->add_option("--max-steps", c.max_steps, "train for this many optimiser steps (0: --epochs' worth); it also sets the schedule's length, so the lr decays to --min-lr by the last step");
   o->add_option("--batch-size", c.batch_size)->capture_default_str();
   o->add_option("--accum-steps", c.accum_steps, "gradient accumulation")->capture_default_str();
   o->add_option("--lr", c.lr, "peak learning rate")->capture_default_str();

@@ -49,7 +49,7 @@ struct RunConfig {
 
   // Optimisation.
   int64_t epochs = 10;
-  int64_t max_steps = 0;                  // stop early after this many optimiser steps (0: no)
+  int64_t max_steps = 0;                  // train this many optimiser steps, schedule included (0: epochs)
   int64_t batch_size = 128;
   int64_t accum_steps = 1;
   double lr = 1e-3, min_lr = 1e-5;

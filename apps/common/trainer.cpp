@@ -380,9 +380,11 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
               "optimiser step (", cfg_.batch_size * cfg_.accum_steps, " images)");
   total_steps_ = steps_per_epoch * cfg_.epochs;
   if (cfg_.max_steps > 0) total_steps_ = std::min(total_steps_, cfg_.max_steps);
+  // --max-steps sets the schedule's length too (as a run of that many steps would expect):
+  // the cosine reaches --min-lr at the last step either way.
   const optim::WarmupCosine schedule{cfg_.lr, cfg_.min_lr,
                                   std::min<int64_t>(total_steps_, static_cast<int64_t>(cfg_.warmup_epochs * steps_per_epoch)),
-                                  steps_per_epoch * cfg_.epochs};
+                                  total_steps_};
   step_runner_ = std::make_unique<TrainStep>(
       *model_, *optimizer_, schedule,
       StepRecipe{cfg_.accum_steps, cfg_.label_smoothing, cfg_.clip_grad, autocast_}, device_);
@@ -513,6 +515,10 @@ int Trainer::run() {
     // No periodic checkpoint right after a skipped step: the last one stays the last good step.
     if ((bad_steps == 0 && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || g_interrupted)
       save_checkpoint(last);
+    if (step_ == pause_at_) {
+      save_checkpoint(last);
+      return 0;
+    }
     if (const int sig = g_interrupted) {
       std::fprintf(stderr, "\n%s: checkpoint written to %s (resume with --resume %s)\n",
                    sig == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)", last.c_str(), last.c_str());

@@ -79,6 +79,9 @@ class Trainer {
   // code: 0 done, 3 diverged (--max-bad-steps non-finite steps in a row; no checkpoint is
   // written then), 128 + the signal when interrupted.
   int run();
+  // Makes run() stop after `step` steps as if interrupted (checkpoint written; returns 0), the
+  // schedule untouched: a run continued later with --resume is the same run, step for step.
+  void pause_at(int64_t step) { pause_at_ = step; }
 
   int64_t step() const { return step_; }
   models::VisionTransformer& model() { return *model_; }
@@ -99,7 +102,7 @@ class Trainer {
   std::unique_ptr<data::Loader> train_loader_, val_loader_;
   std::unique_ptr<optim::AdamW> optimizer_;
   std::unique_ptr<TrainStep> step_runner_;  // the recipe's micro-batches and updates
-  int64_t step_ = 0, total_steps_ = 0, steps_per_epoch_ = 1;
+  int64_t step_ = 0, total_steps_ = 0, steps_per_epoch_ = 1, pause_at_ = -1;
   std::ofstream metrics_;
   std::set<std::pair<std::string, int64_t>> warned_;  // (split, dataset index) already reported
   int64_t epoch_skipped_ = 0;                          // training images skipped in this epoch
