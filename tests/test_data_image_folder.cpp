@@ -37,6 +37,14 @@ Raw write_bmp(const std::string& path, int w, int h, int c, uint32_t seed) {
   return r;
 }
 
+// Writes a side x side RGB JPEG (quality 90) and returns the file's bytes.
+std::vector<uint8_t> write_jpg(const std::string& path, int side, uint32_t seed) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  const auto px = pattern_bytes(static_cast<size_t>(side * side * 3), seed);
+  EXPECT_NE(stbi_write_jpg(path.c_str(), side, side, 3, px.data(), 90), 0) << path;
+  return read_bytes(path);
+}
+
 // The RGB pixel ImageFolder must produce from a raw image of 1 (grey), 3 or 4 (RGBA) channels.
 uint8_t expected_rgb(const Raw& r, int y, int x, int ch) {
   const uint8_t* p = &r.px[(y * r.w + x) * r.c];
@@ -127,11 +135,7 @@ TEST(DataImageFolder, TruncatedPngFailsInGetWithItsName) {
 
 TEST(DataImageFolder, TruncatedJpegFailsInGetWithTheRealReason) {
   TempDir root;
-  std::filesystem::create_directories(root / "a");
-  const std::string full = root / "full.jpg";
-  const auto px = pattern_bytes(32 * 32 * 3, 9);
-  ASSERT_NE(stbi_write_jpg(full.c_str(), 32, 32, 3, px.data(), 90), 0);
-  const auto bytes = read_bytes(full);
+  const auto bytes = write_jpg(root / "full.jpg", 32, 9);
   // Cut the file at every eighth byte past its headers: each cut still passes the scan
   // (stbi_info) and, when decoding fails, says the file is truncated.
   int failures = 0;
@@ -167,11 +171,8 @@ TEST(DataImageFolder, TruncatedJpegFailsInGetWithTheRealReason) {
 // the scan and in load_image, with the reason.
 TEST(DataImageFolder, JpegWithAnOversizedHuffmanTableIsRefused) {
   TempDir root;
-  std::filesystem::create_directories(root / "a");
   const std::string good = root / "a/good.jpg";
-  const auto px = pattern_bytes(16 * 16 * 3, 4);
-  ASSERT_NE(stbi_write_jpg(good.c_str(), 16, 16, 3, px.data(), 90), 0);
-  std::vector<uint8_t> bytes = read_bytes(good);
+  std::vector<uint8_t> bytes = write_jpg(good, 16, 4);
   // The first DHT segment (FF C4, length, then a table's class byte and 16 counts): raise
   // its last two counts to 255 each, so the table claims far more than 256 codes.
   size_t dht = 0;
@@ -199,7 +200,7 @@ TEST(DataImageFolder, JpegWithAnOversizedHuffmanTableIsRefused) {
   EXPECT_NE(ds.skipped()[0].reason.find("Huffman table"), std::string::npos) << ds.skipped()[0].reason;
   // A header behind a large metadata segment (a 30 KB comment here, past the scan's first
   // read of 4 KiB) is still found, and the image decodes.
-  const auto good_bytes = read_bytes(good);
+  const auto good_bytes = write_jpg(good, 16, 4);
   std::vector<uint8_t> commented(6 + 30000 + good_bytes.size() - 2, 'x');
   const uint8_t head[6] = {0xff, 0xd8, 0xff, 0xfe, 0x75, 0x32};  // SOI, COM of length 30002
   std::copy(head, head + 6, commented.begin());

@@ -170,8 +170,9 @@ Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir
     val_loss.xs.push_back(last_step), val_loss.ys.push_back(last->loss);
     top1.xs.push_back(last_step), top1.ys.push_back(last->top1);
     top5.xs.push_back(last_step), top5.ys.push_back(last->top5);
-    rows.push_back({plot::csv_number(last_step), "", "", "", plot::csv_number(last->loss), plot::csv_number(last->top1),
-                    plot::csv_number(last->top5)});
+    const std::string none = plot::csv_number(NAN);  // no training values at this row
+    rows.push_back({plot::csv_number(last_step), none, none, none, plot::csv_number(last->loss),
+                    plot::csv_number(last->top1), plot::csv_number(last->top5)});
   }
   std::vector<std::string>& files = out.files;
   fs::create_directories(out_dir);
