@@ -127,6 +127,14 @@ TEST(OpTable, EveryCudaKernelFamilyHasRows) {
   EXPECT_GT(files, 0);
 }
 
+// A row waiting for its CUDA path says so only while its family has no CUDA source file.
+TEST(OpTable, CudaPendingOnlyWithoutAKernelFile) {
+  for (const OpCase& c : all_cases())
+    if (!c.cuda_pending.empty())
+      EXPECT_FALSE(std::filesystem::exists(VIMOE_SOURCE_DIR "/kernels/" + c.family + ".cu"))
+          << c.describe() << " is marked cuda_pending, but kernels/" << c.family << ".cu exists";
+}
+
 // Each row's large flag and name agree, so memory checkers can filter on the name.
 TEST(OpTable, LargeRowsAreNamedSo) {
   for (const OpCase& c : all_cases())

@@ -18,6 +18,7 @@ class Table : public ::testing::TestWithParam<size_t> {};
 TEST_P(Table, CudaMatchesTheCpu) {
   VIMOE_REQUIRE_GPU();
   const OpCase& c = all_cases()[GetParam()];
+  if (!c.cuda_pending.empty()) GTEST_SKIP() << c.cuda_pending;
   SCOPED_TRACE(c.describe());
   const Inputs h = make_inputs(c, Device::cpu()), d = make_inputs(c, Device::cuda());
   const std::vector<Tensor> yc = c.fn(h.args), yd = c.fn(d.args);

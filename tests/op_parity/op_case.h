@@ -98,6 +98,10 @@ struct OpCase {
   // A row whose shapes are the ViT-S/14 training sizes. Its name carries "ViTS14" so that
   // runs that must stay short (memory checkers) can filter it out.
   bool large = false;
+  // Set while the op has no CUDA path yet: why, as the GPU driver's skip message says. The
+  // CPU suite checks that no kernels/<family>.cu exists for such a row, so the flag goes when
+  // the CUDA path comes.
+  std::string cuda_pending;
 
   // "family.name[shape dtype view, ...]" as printed in failures.
   std::string describe() const;
