@@ -1,14 +1,17 @@
 // A directory tree of images, one sub-directory per class (torchvision's ImageFolder):
 //   root/<class name>/**/<image file>
 // Classes are the sub-directories of root sorted by name (label = position); each class's
-// files are sorted by path. JPEG, PNG and BMP files (by extension, any case) are decoded
-// with stb_image; grayscale, grey+alpha and RGBA images become RGB (alpha dropped), so
-// every image has 3 channels. Other files and hidden (dot) entries are ignored.
+// files are sorted by path. JPEG files are decoded with libjpeg-turbo (as Pillow and
+// torchvision decode them), PNG and BMP with stb_image; grayscale, grey+alpha, RGBA and
+// CMYK images become RGB (alpha dropped), so every image has 3 channels. Files with an image
+// extension (.jpg, .jpeg, .png, .bmp, any case) are taken; other files and hidden (dot)
+// entries are ignored.
 //
-// The scan reads only each file's header (its first 4 KiB as a rule, through stbi_info; files that are
-// not JPEG, PNG or BMP, whatever their extension, and JPEGs with malformed Huffman tables are
-// refused before stb_image sees them): a file whose header cannot be parsed
-// is reported -- path and reason, one line on the warning stream -- and skipped; skipped()
+// The scan reads only each file's header (its first 4 KiB as a rule): a file that is not
+// JPEG, PNG or BMP whatever its extension, whose header does not parse, or whose header
+// cannot be honest (more pixels than 178,956,970, Pillow's decompression-bomb limit; a JPEG
+// smaller than any of its declared size; an uncompressed BMP whose rows do not fit) is
+// reported -- path and reason, one line on the warning stream -- and skipped; skipped()
 // lists them afterwards. Pixels are decoded lazily in get(), which throws UnreadableSample
 // naming the file and the decoder's reason if decoding fails there (a file whose body is
 // corrupt or cut short); the Loader skips such a sample and reports it.
@@ -62,7 +65,7 @@ class ImageFolder : public Dataset {
   int64_t native_size_ = -1;  // -1 until the first image
 };
 
-// Decodes an image file to 8-bit HWC with `channels` channels (1 or 3; stb_image converts).
+// Decodes an image file to 8-bit HWC with `channels` channels (1 or 3; the decoder converts).
 // Throws UnreadableSample naming the file and what is wrong with it (the decoder's reason;
 // "truncated" when the file lacks its format's end marker), vimoe::Error for bad channels.
 Image load_image(const std::string& path, int channels = 3);

@@ -2,6 +2,7 @@
 """Writes the fuzz targets' seed corpora (fuzz/corpus/<target>/): small valid inputs of
 each format, plus a few near-misses, from which libFuzzer mutates. Needs Pillow and numpy.
 Run from anywhere: python3 fuzz/make_corpus.py"""
+import base64
 import gzip
 import io
 import json
@@ -85,6 +86,10 @@ put("image", "truncated.jpg", b"\x00" + jpg[: len(jpg) // 2])
 # tables on it; the reader refuses it first).
 dht = jpg.index(b"\xff\xc4")
 put("image", "dht_overflow.jpg", b"\x00" + jpg[: dht + 19] + b"\xff\xff" + jpg[dht + 21:])
+
+# Regression: a 67-byte BMP declaring 1,048,580 x 91 pixels (once decoded into 286 MB of zeros).
+put("image", "bmp_dishonest_header", base64.b64decode(
+    "AEJNWgAAAAAAAAA2AAAAKAAAAAQAEABbAAAAAQAYAAAAAAAkAAAAxA4AAMQOAAAAAAAAAAAAAB9222dcxOL8cE1pBQ=="))
 
 put("config", "demo.toml", b'model = "vit_tiny"\nexperts = 4\nepochs = 2\nlr = 5e-4\nshared-expert = true\n'
     b'moe-blocks = [2, 3]\ndataset = "folder"\n')
