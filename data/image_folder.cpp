@@ -255,8 +255,10 @@ bool read_image_header(const std::string& path, int& w, int& h, std::string& rea
         reason = size_refusal(bytes, w, h, ec ? bytes.size() : whole);
         return reason.empty();
       }
-      if (sniff_format(bytes) == ImageFormat::Jpeg) reason = "JPEG decoder: " + reason;
-      if (bytes.size() < limit) return false;  // the whole file was read
+      if (bytes.size() < limit) {  // the whole file was read: say whether it is truncated
+        reason = decode_failure(bytes, reason);
+        return false;
+      }
     }
   } catch (const Error& e) {
     reason = e.what();
