@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
+#include "engine/nn/layers.h"
 #include "engine/nn/module.h"
 #include "tests/test_util.h"
 
@@ -111,4 +113,32 @@ TEST(Module, DtypeTrainModeAndZeroGrad) {
   EXPECT_TRUE(m.first->weight.grad().defined());
   m.zero_grad();
   EXPECT_FALSE(m.first->weight.grad().defined());
+}
+
+// nn::Conv2d: parameter names and shapes (depthwise too), torch's initialisation bound, and a
+// forward that is conv2d with the module's options.
+TEST(Module, Conv2dLayer) {
+  Conv2dOptions o;
+  o.stride = {2, 2};
+  o.padding = {1, 1};
+  nn::Conv2d conv(4, 6, {3, 3}, o);
+  const auto params = conv.named_parameters();
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0].first, "weight");
+  EXPECT_EQ(conv.weight.shape(), (Shape{6, 4, 3, 3}));
+  EXPECT_EQ(conv.bias.shape(), (Shape{6}));
+  const double bound = 1.0 / std::sqrt(4.0 * 9.0);
+  for (float v : conv.weight.to_vector<float>()) ASSERT_LE(std::abs(v), bound);
+  const Tensor x = vimoe::testing::uniform({2, 4, 7, 6}, 1);
+  EXPECT_TRUE(vimoe::testing::all_close(conv.forward(x), conv2d(x, conv.weight, conv.bias, o), 0, 0));
+  EXPECT_EQ(conv.forward(x).shape(), (Shape{2, 6, 4, 3}));
+
+  Conv2dOptions depthwise;
+  depthwise.padding = {3, 3};
+  depthwise.groups = 8;
+  nn::Conv2d dw(8, 8, {7, 7}, depthwise, /*bias=*/false);
+  EXPECT_EQ(dw.weight.shape(), (Shape{8, 1, 7, 7}));
+  EXPECT_FALSE(dw.bias.defined());
+  EXPECT_EQ(dw.named_parameters().size(), 1u);
+  EXPECT_VIMOE_ERROR(nn::Conv2d(6, 4, {3, 3}, depthwise), "Conv2d", "groups must divide");
 }

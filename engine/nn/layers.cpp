@@ -25,6 +25,27 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias) {
 
 Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
 
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2> kernel, Conv2dOptions opts,
+               bool with_bias)
+    : options(opts) {
+  VIMOE_CHECK(in_channels > 0 && out_channels > 0 && kernel[0] > 0 && kernel[1] > 0 && opts.groups >= 1 &&
+                  in_channels % opts.groups == 0 && out_channels % opts.groups == 0,
+              "Conv2d: invalid sizes ", in_channels, " -> ", out_channels, " channels, kernel ", kernel[0], "x",
+              kernel[1], ", groups ", opts.groups, " (groups must divide both channel counts)");
+  const int64_t fan_in = in_channels / opts.groups * kernel[0] * kernel[1];
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  weight = Tensor::empty({out_channels, in_channels / opts.groups, kernel[0], kernel[1]});
+  uniform_(weight, -bound, bound, next_seed());
+  register_parameter("weight", &weight);
+  if (with_bias) {
+    bias = Tensor::empty({out_channels});
+    uniform_(bias, -bound, bound, next_seed());
+    register_parameter("bias", &bias);
+  }
+}
+
+Tensor Conv2d::forward(const Tensor& x) const { return conv2d(x, weight, bias, options); }
+
 LayerNorm::LayerNorm(int64_t dim, double eps_in) : eps(eps_in) {
   weight = Tensor::ones({dim});
   bias = Tensor::zeros({dim});

@@ -1,6 +1,7 @@
 // General-purpose layers. Model-specific blocks live in models/.
 #pragma once
 #include "engine/nn/module.h"
+#include "engine/ops/conv.h"
 
 namespace vimoe::nn {
 
@@ -11,6 +12,18 @@ class Linear : public Module {
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
   Tensor forward(const Tensor& x) const;
   Tensor weight, bias;  // bias undefined when built without one
+};
+
+// A 2-d convolution over NCHW input (engine/ops/conv.h): weight [out, in / groups, kH, kW],
+// bias [out]. Initialised like torch.nn.Conv2d (uniform within +-1/sqrt(fan_in), fan_in =
+// in / groups * kH * kW, for both) from the default generator.
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2> kernel, Conv2dOptions options = {},
+         bool bias = true);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight, bias;  // bias undefined when built without one
+  Conv2dOptions options;
 };
 
 // LayerNorm over the last dimension, with a learned scale (ones) and shift (zeros).
