@@ -9,16 +9,23 @@
 
 namespace vimoe::nn {
 
+namespace {
+// torch's default for Linear and Conv2d weights and biases: uniform within +-1/sqrt(fan_in).
+Tensor fan_in_uniform(const Shape& shape, int64_t fan_in) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  Tensor t = Tensor::empty(shape);
+  uniform_(t, -bound, bound, next_seed());
+  return t;
+}
+}  // namespace
+
 Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias) {
   VIMOE_CHECK(in_features > 0 && out_features > 0, "Linear: invalid sizes ", in_features, " -> ",
               out_features);
-  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
-  weight = Tensor::empty({out_features, in_features});
-  uniform_(weight, -bound, bound, next_seed());
+  weight = fan_in_uniform({out_features, in_features}, in_features);
   register_parameter("weight", &weight);
   if (with_bias) {
-    bias = Tensor::empty({out_features});
-    uniform_(bias, -bound, bound, next_seed());
+    bias = fan_in_uniform({out_features}, in_features);
     register_parameter("bias", &bias);
   }
 }
@@ -33,13 +40,10 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2>
               "Conv2d: invalid sizes ", in_channels, " -> ", out_channels, " channels, kernel ", kernel[0], "x",
               kernel[1], ", groups ", opts.groups, " (groups must divide both channel counts)");
   const int64_t fan_in = in_channels / opts.groups * kernel[0] * kernel[1];
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  weight = Tensor::empty({out_channels, in_channels / opts.groups, kernel[0], kernel[1]});
-  uniform_(weight, -bound, bound, next_seed());
+  weight = fan_in_uniform({out_channels, in_channels / opts.groups, kernel[0], kernel[1]}, fan_in);
   register_parameter("weight", &weight);
   if (with_bias) {
-    bias = Tensor::empty({out_channels});
-    uniform_(bias, -bound, bound, next_seed());
+    bias = fan_in_uniform({out_channels}, fan_in);
     register_parameter("bias", &bias);
   }
 }
