@@ -5,13 +5,14 @@
 
 #include "apps/common/main_guard.h"
 #include "apps/common/report.h"
+#include "models/factory.h"
 #include "engine/cpu/host_allocator.h"
 
 namespace {
 
 int params_command(const vimoe::app::RunConfig& cfg, int64_t classes, int64_t channels, bool json) {
-  const vimoe::models::ViTConfig vit = cfg.vit_config(classes, channels);
-  const vimoe::models::ModelSize s = vimoe::models::model_size(vit, cfg.moe_config(vit.depth));
+  const vimoe::models::ModelSize s =
+      vimoe::models::create_model(cfg.model, cfg.model_options(classes, channels))->size();
   if (json) {
     std::printf("%s\n", nlohmann::json({{"total_params", s.total_params}, {"active_params", s.active_params},
                                         {"macs", s.macs}}).dump().c_str());
@@ -49,7 +50,7 @@ int run_command(RunOptions o) {
   opts.batch_size = run.config.batch_size;
   opts.shuffle = false;
   opts.num_workers = o.workers;
-  opts.transform = vimoe::app::eval_transform(run.config, data, run.model->vit.image_size, run.model->vit.in_channels);
+  opts.transform = vimoe::app::eval_transform(run.config, data, run.model->input().image_size, run.model->input().channels);
   vimoe::data::Loader loader(data.val, opts);
   if (o.out.empty()) o.out = (fs::path(o.checkpoint).parent_path() / "eval").string();
   const vimoe::app::EvalResult r = vimoe::app::evaluate(
@@ -57,7 +58,7 @@ int run_command(RunOptions o) {
   for (const vimoe::data::SkippedSample& s : r.skipped)
     std::fprintf(stderr, "warning: skipping an unreadable validation image: %s\n", s.reason.c_str());
   nlohmann::json summary =
-      vimoe::app::write_eval_report(r, data.val->class_names(), run.model->vit, run.model->moe, o.out);
+      vimoe::app::write_eval_report(r, data.val->class_names(), *run.model, o.out);
   const fs::path metrics = fs::path(o.checkpoint).parent_path() / "metrics.jsonl";
   // A run stopped before its first log line has an empty file: no curves, no error.
   if (fs::exists(metrics) && fs::file_size(metrics) > 0) {

@@ -1,31 +1,23 @@
 #include "models/vit.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/ops/attention.h"
+#include "engine/nn/init.h"
 #include "engine/ops/elementwise.h"
-#include "engine/ops/gelu.h"
 #include "engine/ops/index.h"
 #include "engine/ops/linalg.h"
-#include "engine/ops/moe_dispatch.h"
-#include "engine/ops/random.h"
 #include "engine/ops/reduce.h"
+#include "models/dinov2.h"
+#include "models/options.h"
 #include "models/pos_embed.h"
 
 namespace vimoe::models {
 
-// ---- Mlp, attention, LayerScale --------------------------------------------------------
-
-Mlp::Mlp(int64_t dim, int64_t hidden) {
-  fc1 = register_module("fc1", std::make_shared<nn::Linear>(dim, hidden));
-  fc2 = register_module("fc2", std::make_shared<nn::Linear>(hidden, dim));
-}
-
-Tensor Mlp::forward(const Tensor& x) const {
-  return fc2->forward(bias_gelu(linear(x, fc1->weight), fc1->bias));
-}
+// ---- attention -------------------------------------------------------------------------
 
 SelfAttention::SelfAttention(int64_t dim, int64_t heads_in) : heads(heads_in) {
   VIMOE_CHECK(heads > 0 && dim % heads == 0, "SelfAttention: width ", dim,
@@ -47,115 +39,46 @@ Tensor SelfAttention::forward(const Tensor& x) const {
   return proj->forward(o.permute({0, 2, 1, 3}).reshape({B, T, D}));
 }
 
-LayerScale::LayerScale(int64_t dim, double init) {
-  gamma = Tensor::full({dim}, init);
-  register_parameter("gamma", &gamma);
-}
-
-Tensor LayerScale::forward(const Tensor& x) const { return x * gamma; }
-
-// ---- MoE FFN ---------------------------------------------------------------------------
-
-MoEFFN::MoEFFN(int64_t dim, int64_t hidden, const MoEConfig& cfg) : config(cfg) {
-  VIMOE_CHECK(cfg.experts >= 1 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "MoEFFN: top-",
-              cfg.top_k, " of ", cfg.experts, " experts is not a valid configuration");
-  router = register_module("router", std::make_shared<nn::Linear>(dim, cfg.experts));
-  const int64_t N = cfg.experts;
-  fc1_weight = Tensor::zeros({N, hidden, dim});
-  fc1_bias = Tensor::zeros({N, hidden});
-  fc2_weight = Tensor::zeros({N, dim, hidden});
-  fc2_bias = Tensor::zeros({N, dim});
-  register_parameter("fc1_weight", &fc1_weight);
-  register_parameter("fc1_bias", &fc1_bias);
-  register_parameter("fc2_weight", &fc2_weight);
-  register_parameter("fc2_bias", &fc2_bias);
-  if (cfg.shared_expert) shared = register_module("shared", std::make_shared<Mlp>(dim, hidden));
-  // Built as copies of one fresh dense FFN (what an MoE layer upcycled from a dense model is);
-  // VisionTransformer::init_weights then draws every expert afresh, while load_dinov2 and
-  // init_from_dense seed them all from a pretrained FFN.
-  Mlp fresh(dim, hidden);
-  init_from_dense(fresh);
-}
-
-void MoEFFN::init_from_dense(const Mlp& dense) {
-  NoGradGuard no_grad;
-  fc1_weight.copy_(dense.fc1->weight);
-  fc1_bias.copy_(dense.fc1->bias);
-  fc2_weight.copy_(dense.fc2->weight);
-  fc2_bias.copy_(dense.fc2->bias);
-  if (shared) shared->load_state_dict(dense.state_dict());
-}
-
-MoEFFN::Output MoEFFN::forward(const Tensor& h) const {
-  const int64_t B = h.size(0), T = h.size(1), D = h.size(2);
-  const bool image_level = config.routing == RoutingLevel::Image;
-  // Image-level routing decides on the CLS token and moves whole images; token-level
-  // routing decides and moves each token on its own.
-  // Under autocast the experts run in the half type: cast before dispatch, so that it moves
-  // half-width rows. The router and the shared expert read h and cast in their own linear
-  // layers, so the three gradients meet at h in f32 rather than in a half-precision sum.
-  const Tensor hx = autocast::lower(h);
-  const Tensor rows = image_level ? hx : hx.reshape({B * T, D});
-  const Tensor router_in = image_level ? h.select(1, 0) : h.reshape({B * T, D});
-  Output out;
-  out.routing = route_topk(router->forward(router_in), config.top_k,
-                           /*renormalize=*/config.top_k > 1, config.aux_alpha);
-  const DispatchPlan plan = plan_dispatch(out.routing.expert_ids, config.experts);
-  const Tensor hidden = gelu(grouped_linear(dispatch_rows(rows, plan), fc1_weight, fc1_bias, plan));
-  const Tensor expert_out = grouped_linear(hidden, fc2_weight, fc2_bias, plan);
-  Tensor y = combine_rows(expert_out, out.routing.gates, plan).reshape({B, T, D});
-  if (shared) y = y + shared->forward(h);
-  out.y = y;
-  return out;
-}
-
 // ---- blocks ----------------------------------------------------------------------------
 
-Block::Block(const ViTConfig& vit, const MoEConfig& moe_cfg, bool is_moe, double dp)
-    : drop_path(dp) {
+Block::Block(const ViTConfig& vit, const MoEConfig& moe_cfg, bool is_moe, double dp) {
   norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(vit.width, vit.ln_eps));
   attn = register_module("attn", std::make_shared<SelfAttention>(vit.width, vit.heads));
   VIMOE_CHECK(vit.layer_scale_init >= 0, "Block: LayerScale init must be >= 0 (0: none), found ",
               vit.layer_scale_init);
   const bool scaled = vit.layer_scale_init > 0;
-  if (scaled) ls1 = register_module("ls1", std::make_shared<LayerScale>(vit.width, vit.layer_scale_init));
+  if (scaled) ls1 = register_module("ls1", std::make_shared<nn::LayerScale>(vit.width, vit.layer_scale_init));
   norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(vit.width, vit.ln_eps));
   if (is_moe) moe = register_module("moe", std::make_shared<MoEFFN>(vit.width, vit.mlp_hidden, moe_cfg));
-  else mlp = register_module("mlp", std::make_shared<Mlp>(vit.width, vit.mlp_hidden));
-  if (scaled) ls2 = register_module("ls2", std::make_shared<LayerScale>(vit.width, vit.layer_scale_init));
+  else mlp = register_module("mlp", std::make_shared<nn::Mlp>(vit.width, vit.mlp_hidden));
+  if (scaled) ls2 = register_module("ls2", std::make_shared<nn::LayerScale>(vit.width, vit.layer_scale_init));
+  drop_path = register_module("drop_path", std::make_shared<nn::DropPath>(dp));
 }
 
 Tensor Block::forward(const Tensor& x_in, MoEFFN::Output* moe_out) const {
-  const bool train = is_training() && drop_path > 0;
   Tensor a = attn->forward(norm1->forward(x_in));
   if (ls1) a = ls1->forward(a);
-  if (train) a = vimoe::drop_path(a, drop_path, true, next_seed());
-  const Tensor x = x_in + a;
+  const Tensor x = x_in + drop_path->forward(a);
   const Tensor h = norm2->forward(x);
   Tensor f;
   if (moe) {
-    MoEFFN::Output o = moe->forward(h);
+    const Tensor router_input =
+        moe->config.routing == RoutingLevel::Image ? h.select(1, 0) : h.reshape({h.size(0) * h.size(1), h.size(2)});
+    MoEFFN::Output o = moe->forward(h, router_input);
     f = o.y;
     if (moe_out) *moe_out = std::move(o);
   } else {
     f = mlp->forward(h);
   }
   if (ls2) f = ls2->forward(f);
-  if (train) f = vimoe::drop_path(f, drop_path, true, next_seed());
-  return x + f;
+  return x + drop_path->forward(f);
 }
 
 // ---- the transformer -------------------------------------------------------------------
 
-PatchEmbed::Projection::Projection(int64_t in_channels, int64_t patch, int64_t dim) {
-  weight = Tensor::zeros({dim, in_channels, patch, patch});
-  bias = Tensor::zeros({dim});
-  register_parameter("weight", &weight);
-  register_parameter("bias", &bias);
-}
-
 PatchEmbed::PatchEmbed(int64_t in_channels, int64_t patch_in, int64_t dim) : patch(patch_in) {
-  proj = register_module("proj", std::make_shared<Projection>(in_channels, patch, dim));
+  proj = register_module("proj", std::make_shared<nn::Conv2d>(in_channels, dim, std::array<int64_t, 2>{patch, patch},
+                                                              Conv2dOptions{{patch, patch}}));
 }
 
 Tensor PatchEmbed::forward(const Tensor& images) const {
@@ -201,51 +124,70 @@ VisionTransformer::VisionTransformer(const ViTConfig& v, const MoEConfig& m) : v
 }
 
 // From-scratch initialisation, as timm's VisionTransformer does it (init_weights with
-// init_weights_vit_timm), the recipe most from-scratch ViT results use:
-//   - matrices of linear layers (attention, MLP, router, head, and each expert's slice of the
-//     stacked expert weights): trunc_normal_(std 0.02) with timm's bounds, absolute -2 and 2,
-//     in effect an untruncated normal (the engine truncated at +-2 std before, which shrinks
-//     the actual std to 0.88 x 0.02);
-//   - biases 0; LayerNorm weight 1, bias 0; LayerScale keeps its configured value;
-//   - the position table: trunc_normal_(std 0.02); the CLS and register tokens: normal with
-//     std 1e-6 (timm's "near zero", a small draw rather than exact zeros);
-//   - the patch embedding: PyTorch's Conv2d default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-//     weight and bias (kaiming_uniform with a = sqrt(5)), which timm leaves in place: it
-//     initialises only nn.Linear layers;
-//   - experts: independent draws, so that a fresh MoE layer starts with distinct experts
-//     (identical ones receive identical updates until routing tells them apart). Starting
-//     from DINOv2, load_dinov2 seeds every expert from the pretrained FFN instead.
-// Only the draws change: checkpoints load as before.
+// init_weights_vit_timm), the recipe most from-scratch ViT results use, by module type:
+//   - Linear (attention, MLP, router, head): trunc_normal_(std 0.02) with timm's bounds,
+//     absolute -2 and 2, in effect an untruncated normal; biases 0;
+//   - MoE experts: the same draw over each stacked expert weight (independent experts: identical
+//     ones would receive identical updates until routing tells them apart; starting from
+//     DINOv2, load_dinov2 seeds every expert from the pretrained MLP instead); biases 0;
+//   - LayerNorm weight 1, bias 0; LayerScale keeps its configured value;
+//   - the patch embedding (a Conv2d): PyTorch's default, U(+-1/sqrt(fan_in)) for weight and
+//     bias, which timm leaves in place (it initialises only nn.Linear layers);
+//   - the position table trunc_normal_(std 0.02); the CLS and register tokens normal with std
+//     1e-6 (timm's "near zero", a small draw rather than exact zeros).
+// Each draw is keyed by the parameter's name (engine/nn/init.h).
 void VisionTransformer::init_weights(uint64_t seed) {
   NoGradGuard no_grad;
-  uint64_t counter = 0;
-  auto offset = [&counter] { return counter++ << 32; };
-  const std::string patch_prefix = "patch_embed.";
-  const double patch_bound =
-      1.0 / std::sqrt(static_cast<double>(vit.in_channels * vit.patch_size * vit.patch_size));
-  for (auto& [name, p] : named_parameters()) {
-    Tensor t = p;
-    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
-    const bool is_norm = name.find("norm") != std::string::npos;
-    const bool is_scale = name.find(".gamma") != std::string::npos;
-    if (is_scale) continue;  // LayerScale keeps its configured initial value
-    if (name.rfind(patch_prefix, 0) == 0) {
-      uniform_(t, -patch_bound, patch_bound, seed, offset());
-    } else if (name == "cls_token" || name == "register_tokens") {
-      normal_(t, 0.0, 1e-6, seed, offset());
-    } else if (is_norm) {
-      t.fill_(is_bias ? 0.0 : 1.0);
-    } else if (is_bias) {
-      t.zero_();
-    } else {
-      // Linear weights, the position table and the stacked expert weights (one draw over
-      // the whole [experts, out, in] tensor: every expert gets its own values).
-      trunc_normal_(t, 0.02, -2.0, 2.0, seed, offset());
+  constexpr double kStd = 0.02;
+  for (auto& [path, m] : named_modules()) {
+    if (nn::init::linear_and_norm(path, *m, kStd, seed)) continue;
+    if (auto* conv = dynamic_cast<nn::Conv2d*>(m)) {
+      const int64_t fan_in = conv->weight.numel() / conv->weight.size(0);
+      nn::init::fan_in_uniform(conv->weight, fan_in, seed, nn::init::join(path, "weight"));
+      nn::init::fan_in_uniform(conv->bias, fan_in, seed, nn::init::join(path, "bias"));
+    } else if (auto* experts = dynamic_cast<MoEFFN*>(m)) {
+      experts->init_experts(path, kStd, seed);
     }
   }
+  nn::init::trunc_normal(pos_embed, kStd, seed, "pos_embed");
+  nn::init::normal(cls_token, 1e-6, seed, "cls_token");
+  if (register_tokens.defined()) nn::init::normal(register_tokens, 1e-6, seed, "register_tokens");
 }
 
-VisionTransformer::Output VisionTransformer::forward(const Tensor& images) const {
+std::string VisionTransformer::load_pretrained(const std::string& path) {
+  const ImportReport r = load_dinov2(*this, path);
+  auto list = [](const std::vector<std::string>& names) {
+    if (names.empty()) return std::string("none");
+    std::string s;
+    const size_t shown = std::min<size_t>(names.size(), 8);
+    for (size_t i = 0; i < shown; ++i) s += (i ? ", " : "") + names[i];
+    if (shown < names.size()) s += " and " + std::to_string(names.size() - shown) + " more";
+    return s;
+  };
+  return "loaded " + std::to_string(r.loaded.size()) + " tensors from " + path +
+         "\n  not in the checkpoint (kept as initialised): " + list(r.missing) +
+         "\n  in the checkpoint but unused: " + list(r.unexpected);
+}
+
+int64_t VisionTransformer::layer_of(const std::string& name) const {
+  if (name.rfind("blocks.", 0) == 0) return std::stoll(name.substr(7)) + 1;
+  if (name.rfind("patch_embed", 0) == 0 || name == "cls_token" || name == "pos_embed" || name == "register_tokens")
+    return 0;
+  return vit.depth + 1;  // final norm and head
+}
+
+bool VisionTransformer::decays(const std::string& name, const Tensor& p) const {
+  return ImageModel::decays(name, p) && name.find("token") == std::string::npos && name != "pos_embed";
+}
+
+std::string VisionTransformer::describe() const {
+  return name + ": width " + std::to_string(vit.width) + ", depth " + std::to_string(vit.depth) + ", " +
+         std::to_string(vit.heads) + " heads, " + std::to_string(vit.image_size) + "x" +
+         std::to_string(vit.image_size) + " images in " + std::to_string(vit.patch_size) + "-pixel patches, " +
+         describe_moe(moe, routing_unit());
+}
+
+ModelOutput VisionTransformer::forward(const Tensor& images) const {
   const int64_t B = images.size(0);
   Tensor x = patch_embed->forward(images);  // [B, P, D]
   const int64_t gh = images.size(2) / vit.patch_size, gw = images.size(3) / vit.patch_size;
@@ -261,7 +203,7 @@ VisionTransformer::Output VisionTransformer::forward(const Tensor& images) const
   if (vit.registers > 0)
     x = concat({x.narrow(1, 0, 1), register_tokens.expand({B, vit.registers, D}), x.narrow(1, 1, gh * gw)}, 1);
 
-  Output out;
+  ModelOutput out;
   for (size_t i = 0; i < blocks.size(); ++i) {
     MoEFFN::Output moe_out;
     x = blocks[i]->forward(x, blocks[i]->moe ? &moe_out : nullptr);
@@ -284,5 +226,91 @@ VisionTransformer::Output VisionTransformer::forward(const Tensor& images) const
   }
   return out;
 }
+
+// ---- configuration and the factory's builder --------------------------------------------
+
+#define VIMOE_VIT_FIELDS(X)                                                                       \
+  X(image_size) X(patch_size) X(in_channels) X(width) X(depth) X(heads) X(mlp_hidden) X(registers) \
+  X(pos_grid) X(layer_scale_init) X(ln_eps) X(drop_path) X(num_classes)
+
+nlohmann::json VisionTransformer::config() const {
+  nlohmann::json j;
+  j["name"] = name;
+#define X(f) j[#f] = vit.f;
+  VIMOE_VIT_FIELDS(X)
+#undef X
+  j["head_input"] = vit.head_input == HeadInput::Cls ? "cls" : "cls+mean";
+  j["moe"] = moe_to_json(moe);
+  return j;
+}
+
+std::shared_ptr<ImageModel> create_vit(const std::string& name, const nlohmann::json& options) {
+  OptionReader r(name, options);
+  ViTConfig v = name == "vit" ? ViTConfig{} : preset(name);
+  r.allow("name");
+  const bool explicit_hidden = r.get("mlp_hidden", v.mlp_hidden);
+  const bool explicit_grid = r.get("pos_grid", v.pos_grid);
+#define X(f) r.get(#f, v.f);
+  VIMOE_VIT_FIELDS(X)
+#undef X
+  double mlp_ratio = 0;
+  if (r.get("mlp_ratio", mlp_ratio)) {
+    VIMOE_CHECK(mlp_ratio > 0 && !explicit_hidden, name, ": mlp_ratio must be > 0 and not given with mlp_hidden, found ",
+                mlp_ratio);
+    v.mlp_hidden = static_cast<int64_t>(mlp_ratio * static_cast<double>(v.width));
+  } else if (!explicit_hidden && r.has("width")) {
+    v.mlp_hidden = 4 * v.width;
+  }
+  double layer_scale = 0;
+  if (r.get("layer_scale", layer_scale)) v.layer_scale_init = layer_scale;  // 0: none
+  std::string head;
+  const bool head_given = r.get("head", head), head_input_given = r.get("head_input", head);
+  if (head_given || head_input_given) {
+    VIMOE_CHECK(head == "cls" || head == "cls+mean", name, ": head must be \"cls\" or \"cls+mean\", found \"", head,
+                "\"");
+    v.head_input = head == "cls" ? HeadInput::Cls : HeadInput::ClsAndMeanPatch;
+  }
+  std::string pretrained;
+  if (r.get("pretrained", pretrained)) {
+    VIMOE_CHECK(v.layer_scale_init > 0, name, ": layer_scale 0 (none) would drop the LayerScale weights of ",
+                pretrained, "; pretrained DINOv2 blocks need theirs");
+    // The checkpoint decides the backbone's shape; the options decide input size and head.
+    const ViTConfig c = dinov2_config(pretrained);
+    v.width = c.width;
+    v.depth = c.depth;
+    v.heads = c.heads;
+    v.mlp_hidden = c.mlp_hidden;
+    v.patch_size = c.patch_size;
+    v.registers = c.registers;
+    v.ln_eps = c.ln_eps;
+    v.in_channels = c.in_channels;
+  }
+  VIMOE_CHECK(v.width > 0 && v.depth > 0 && v.heads > 0 && v.patch_size > 0 && v.mlp_hidden > 0, name,
+              ": width, depth, heads, patch size and MLP hidden size must be positive, found width ", v.width,
+              ", depth ", v.depth, ", heads ", v.heads, ", patch ", v.patch_size, ", hidden ", v.mlp_hidden);
+  VIMOE_CHECK(v.width % v.heads == 0, name, ": width ", v.width, " is not a multiple of ", v.heads, " heads");
+  VIMOE_CHECK(v.image_size % v.patch_size == 0, name, ": image size ", v.image_size,
+              " is not a multiple of the patch size ", v.patch_size);
+  VIMOE_CHECK(v.layer_scale_init >= 0, name, ": the LayerScale init must be >= 0 (0: none), found ",
+              v.layer_scale_init);
+  if (!explicit_grid) v.pos_grid = v.image_size / v.patch_size;
+  const int64_t depth = v.depth;
+  const MoEConfig m = read_moe(r, depth, [&](const std::string& placement) {
+    std::vector<int64_t> every2 = every_second_block(depth);
+    if (placement == "every2") return every2;
+    if (placement == "last2") {
+      VIMOE_CHECK(every2.size() >= 2, name, ": placement last2 needs at least 4 blocks, the model has ", depth);
+      return std::vector<int64_t>(every2.end() - 2, every2.end());
+    }
+    VIMOE_FAIL(name, ": unknown MoE placement \"", placement, "\" for a ViT (every2, last2; or the last L blocks, or "
+               "a list of blocks)");
+  });
+  r.finish();
+  auto model = std::make_shared<VisionTransformer>(v, m);
+  model->name = name;
+  return model;
+}
+
+#undef VIMOE_VIT_FIELDS
 
 }  // namespace vimoe::models

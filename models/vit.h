@@ -12,17 +12,10 @@
 #include <vector>
 
 #include "engine/nn/layers.h"
-#include "engine/ops/routing.h"
-#include "models/config.h"
+#include "models/model.h"
+#include "models/moe.h"
 
 namespace vimoe::models {
-
-class Mlp : public nn::Module {
- public:
-  Mlp(int64_t dim, int64_t hidden);
-  Tensor forward(const Tensor& x) const;  // fc2(gelu(fc1(x))), the bias fused into the GELU
-  std::shared_ptr<nn::Linear> fc1, fc2;
-};
 
 class SelfAttention : public nn::Module {
  public:
@@ -30,34 +23,6 @@ class SelfAttention : public nn::Module {
   Tensor forward(const Tensor& x) const;  // [B, T, D] -> [B, T, D]
   std::shared_ptr<nn::Linear> qkv, proj;  // qkv rows: q, then k, then v
   int64_t heads;
-};
-
-class LayerScale : public nn::Module {
- public:
-  LayerScale(int64_t dim, double init);
-  Tensor forward(const Tensor& x) const;
-  Tensor gamma;
-};
-
-// One MoE FFN layer: a linear router over N experts of the FFN's shape (their weights
-// stacked: fc1 [N, hidden, D], fc2 [N, D, hidden]), top-k, and an optional shared expert
-// whose output is added to the routed one.
-class MoEFFN : public nn::Module {
- public:
-  MoEFFN(int64_t dim, int64_t hidden, const MoEConfig& config);
-  struct Output {
-    Tensor y;         // [B, T, D]
-    Routing routing;  // the layer's decisions (rows: images or tokens)
-  };
-  Output forward(const Tensor& h) const;
-  // Every expert (and the shared expert) becomes a copy of a dense FFN: how ViMoE starts
-  // from a pretrained model.
-  void init_from_dense(const Mlp& dense);
-
-  std::shared_ptr<nn::Linear> router;
-  Tensor fc1_weight, fc1_bias, fc2_weight, fc2_bias;
-  std::shared_ptr<Mlp> shared;  // null without a shared expert
-  MoEConfig config;
 };
 
 class Block : public nn::Module {
@@ -68,45 +33,52 @@ class Block : public nn::Module {
 
   std::shared_ptr<nn::LayerNorm> norm1, norm2;
   std::shared_ptr<SelfAttention> attn;
-  std::shared_ptr<LayerScale> ls1, ls2;  // null without LayerScale
-  std::shared_ptr<Mlp> mlp;     // dense blocks
-  std::shared_ptr<MoEFFN> moe;  // MoE blocks
-  double drop_path;
+  std::shared_ptr<nn::LayerScale> ls1, ls2;  // null without LayerScale
+  std::shared_ptr<nn::Mlp> mlp;     // dense blocks
+  std::shared_ptr<MoEFFN> moe;      // MoE blocks: the router reads the CLS row (image routing) or every token
+  std::shared_ptr<nn::DropPath> drop_path;
 };
 
-// Non-overlapping patches as one GEMM: [B, C, H, W] -> [B, (H/p)*(W/p), D]. The weight
-// keeps the convolution layout [D, C, p, p] of the checkpoints.
+// Non-overlapping patches as one GEMM: [B, C, H, W] -> [B, (H/p)*(W/p), D], tokens-major
+// straight out of the GEMM (a p x p stride-p convolution would give [B, D, gh, gw] and need a
+// transpose). The projection is a Conv2d module, so its weight keeps the checkpoints'
+// convolution layout [D, C, p, p] and its initialisation.
 class PatchEmbed : public nn::Module {
  public:
   PatchEmbed(int64_t in_channels, int64_t patch, int64_t dim);
   Tensor forward(const Tensor& images) const;
-  struct Projection : nn::Module {
-    Projection(int64_t in_channels, int64_t patch, int64_t dim);
-    Tensor weight, bias;
-  };
-  std::shared_ptr<Projection> proj;
+  std::shared_ptr<nn::Conv2d> proj;
   int64_t patch;
 };
 
-class VisionTransformer : public nn::Module {
+class VisionTransformer : public ImageModel {
  public:
   VisionTransformer(const ViTConfig& vit, const MoEConfig& moe = {});
 
-  struct Output {
-    Tensor logits;                // [B, classes]; undefined without a head
-    Tensor features;              // [B, T, D] after the final norm
-    Tensor aux_loss;              // sum of the MoE layers' load-balancing losses (0-dim)
-    std::vector<Routing> routing;  // one per MoE layer, in block order
-    std::vector<int64_t> moe_blocks;
-  };
+  using Output = ModelOutput;  // features: [B, T, D] after the final norm
   // images [B, C, H, W] with H, W multiples of the patch size. A grid other than the
   // position table's is resampled bicubically (inference only: the table gets no gradient).
-  Output forward(const Tensor& images) const;
+  ModelOutput forward(const Tensor& images) const override;
 
   // From-scratch weights as timm's VisionTransformer draws them (vit.cpp lists each rule):
   // normal std 0.02 for linear layers and the position table, near-zero tokens, PyTorch's
   // Conv2d default for the patch embedding, independent experts. Deterministic in `seed`.
-  void init_weights(uint64_t seed);
+  void init_weights(uint64_t seed) override;
+  // DINOv2 weights (models/dinov2.h), original or Hugging Face layout.
+  std::string load_pretrained(const std::string& path) override;
+
+  nlohmann::json config() const override;
+  std::string describe() const override;
+  ModelSize size() const override { return model_size(vit, moe); }
+  InputSpec input() const override { return {vit.image_size, vit.in_channels}; }
+  const MoEConfig& moe_config() const override { return moe; }
+  std::string routing_unit() const override { return moe.routing == RoutingLevel::Image ? "images" : "tokens"; }
+  // Embeddings layer 0, block i layer i + 1, the final norm and head depth + 1.
+  int64_t num_layers() const override { return vit.depth + 1; }
+  int64_t layer_of(const std::string& parameter) const override;
+  bool decays(const std::string& parameter, const Tensor& p) const override;
+
+  std::string name = "vit";  // the preset it was made from ("vit_s14"); "vit": none
 
   ViTConfig vit;
   MoEConfig moe;
@@ -116,5 +88,13 @@ class VisionTransformer : public nn::Module {
   std::shared_ptr<nn::LayerNorm> norm;
   std::shared_ptr<nn::Linear> head;  // null without classes
 };
+
+// The factory's builder for the ViT presets (models::preset): options are ViTConfig's fields
+// by name, plus mlp_ratio (hidden = ratio x width), layer_scale (0: none), head ("cls" or
+// "cls+mean"), pretrained (a DINOv2 .safetensors whose shape the model takes: width, depth,
+// heads, hidden, patch, registers; the input size and head stay the options'), and moe
+// (models/options.h; placements "every2" and "last2", the Sweet-spot paper's: every second
+// block, and the last two of those).
+std::shared_ptr<ImageModel> create_vit(const std::string& name, const nlohmann::json& options);
 
 }  // namespace vimoe::models

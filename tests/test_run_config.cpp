@@ -117,21 +117,25 @@ TEST(RunConfigValues, NonsenseValuesAreRefused) {
 TEST(RunConfigValues, MoeOptionsMustAgree) {
   app::RunConfig c;
   c.moe_last = 2;  // but --experts 0
-  EXPECT_VIMOE_ERROR(c.moe_config(4), "--moe-last", "--experts > 0");
+  EXPECT_VIMOE_ERROR(c.moe_options(), "--moe-last", "--experts > 0");
   c = {};
   c.shared_expert = true;
-  EXPECT_VIMOE_ERROR(c.moe_config(4), "--shared-expert", "dense");
+  EXPECT_VIMOE_ERROR(c.moe_options(), "--shared-expert", "dense");
   c = {};
   c.experts = 4;
   c.moe_last = 2;
   c.top_k = 5;
-  EXPECT_VIMOE_ERROR(c.moe_config(4), "--top-k", "1 and the number of experts (4)", "5");
+  EXPECT_VIMOE_ERROR(c.moe_options(), "--top-k", "1 and the number of experts (4)", "5");
   c.top_k = 0;
-  EXPECT_VIMOE_ERROR(c.moe_config(4), "--top-k", "0");
+  EXPECT_VIMOE_ERROR(c.moe_options(), "--top-k", "0");
   c.top_k = 4;
-  EXPECT_EQ(c.moe_config(4).top_k, 4);
+  EXPECT_EQ(c.moe_options().at("top_k"), 4);
+  c.moe_placement = "last2";  // a second placement
+  EXPECT_VIMOE_ERROR(c.moe_options(), "exactly one of", "--moe-placement", "found 2");
+  c.moe_last = 0;
+  EXPECT_EQ(c.moe_options().at("placement"), "last2");
   c.experts = -1;
-  EXPECT_VIMOE_ERROR(c.moe_config(4), "--experts", "-1");
+  EXPECT_VIMOE_ERROR(c.moe_options(), "--experts", "-1");
 }
 
 // The options given on the command line (or in a --config file) are recorded by field name.

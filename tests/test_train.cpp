@@ -10,6 +10,8 @@
 #include "apps/common/report.h"
 #include "apps/common/trainer.h"
 #include "engine/io/safetensors.h"
+#include "models/factory.h"
+#include "models/vit.h"
 #include "tests/test_util.h"
 
 using namespace vimoe;
@@ -328,11 +330,9 @@ TEST(Train, ShippedConfigsParseAndBuild) {
     const std::string path = entry.path().string();
     const char* argv[] = {"vimoe-train", "--config", path.c_str()};
     ASSERT_NO_THROW(cli.parse(3, argv));
-    const models::ViTConfig v = c.vit_config(10, 3);
-    const models::MoEConfig m = c.moe_config(v.depth);
-    EXPECT_GT(models::model_size(v, m).total_params, 0);
     if (c.init == "scratch") {
-      EXPECT_NO_THROW(app::build_model(c, 10, 3));
+      const auto model = app::build_model(c, 10, 3);
+      EXPECT_EQ(model->size().total_params, model->num_parameters());
     }
   }
   EXPECT_GE(seen, 3);
@@ -348,16 +348,19 @@ TEST(Train, LayerScaleOption) {
     cli.parse(5, argv);
     return c;
   };
-  EXPECT_DOUBLE_EQ(parsed("0").vit_config(10, 1).layer_scale_init, models::preset("vit_tiny").layer_scale_init);
-  EXPECT_DOUBLE_EQ(parsed("1e-5").vit_config(10, 1).layer_scale_init, 1e-5);
+  auto layer_scale = [](const app::RunConfig& c) {
+    return app::build_model(c, 10, 1)->config().at("layer_scale_init").get<double>();
+  };
+  EXPECT_DOUBLE_EQ(layer_scale(parsed("0")), models::preset("vit_tiny").layer_scale_init);
+  EXPECT_DOUBLE_EQ(layer_scale(parsed("1e-5")), 1e-5);
   const app::RunConfig none = parsed("none");
-  EXPECT_EQ(none.vit_config(10, 1).layer_scale_init, 0.0);
+  EXPECT_EQ(layer_scale(none), 0.0);
   // Saved and read back (a checkpoint's run configuration) it stays none.
-  EXPECT_EQ(app::from_json(app::to_json(none)).vit_config(10, 1).layer_scale_init, 0.0);
-  EXPECT_VIMOE_ERROR(parsed("-0.5").vit_config(10, 1), "--layer-scale", "none", "-0.5");
+  EXPECT_EQ(layer_scale(app::from_json(app::to_json(none))), 0.0);
+  EXPECT_VIMOE_ERROR(parsed("-0.5").model_options(10, 1), "--layer-scale", "none", "-0.5");
   app::RunConfig dinov2 = none;
   dinov2.init = "/nonexistent/dinov2.safetensors";
-  EXPECT_VIMOE_ERROR(app::build_model(dinov2, 10, 3), "--layer-scale none", "DINOv2");
+  EXPECT_VIMOE_ERROR(app::build_model(dinov2, 10, 3), "layer_scale 0 (none)", "DINOv2");
 }
 
 // Images are normalised with the training set's own statistics (torchvision's constants),
@@ -396,7 +399,7 @@ TEST(Train, ParamGroupsSeparateDecayAndLayers) {
   c.experts = 4;
   c.moe_last = 1;
   const auto model = app::build_model(c, 10, 1);
-  const auto groups = app::param_groups(*model, 0.05, 0.5);
+  const auto groups = models::param_groups(*model, 0.05, 0.5);
   int64_t total = 0;
   for (const auto& g : groups) {
     for (const Tensor& p : g.params) {
@@ -416,7 +419,8 @@ TEST(Train, ParamGroupsSeparateDecayAndLayers) {
     hi = std::max(hi, g.lr_scale);
   }
   EXPECT_DOUBLE_EQ(hi, 1.0);
-  EXPECT_DOUBLE_EQ(lo, std::pow(0.5, model->vit.depth + 1));
+  EXPECT_DOUBLE_EQ(lo, std::pow(0.5, model->num_layers()));
+  EXPECT_EQ(model->num_layers(), models::preset("vit_tiny").depth + 1);
 }
 
 TEST(Train, BadConfigurationsAreNamed) {
@@ -441,13 +445,10 @@ TEST(Report, WritesTablesHeatmapsAndCurves) {
   r.moe_blocks = {3};
   r.routing_counts = {{{3, 0}, {1, 2}}};  // class 0 all to expert 0; class 1 split 1:2
   r.distinct_paths = 2;
-  models::ViTConfig vit = models::preset("vit_tiny");
-  vit.num_classes = 2;
-  models::MoEConfig moe;
-  moe.experts = 2;
-  moe.blocks = {3};
-  const nlohmann::json s = app::write_eval_report(r, {"cat", "dog"}, vit, moe, dir.string());
-  const models::ModelSize size = models::model_size(vit, moe);
+  const auto model = models::create_model(
+      "vit_tiny", {{"num_classes", 2}, {"moe", {{"experts", 2}, {"blocks", {3}}}}});
+  const nlohmann::json s = app::write_eval_report(r, {"cat", "dog"}, *model, dir.string());
+  const models::ModelSize size = model->size();
   EXPECT_EQ(s["model"]["total_params"].get<int64_t>(), size.total_params);
   EXPECT_EQ(s["model"]["macs"].get<int64_t>(), size.macs);
   EXPECT_LT(s["model"]["active_params"].get<int64_t>(), size.total_params);  // one expert of two runs

@@ -1,7 +1,7 @@
 // Training-step parity with PyTorch, in the manner of llm.c's test_gpt2: the same tiny ViMoE,
 // the same weights and batches, 10 optimiser steps of vimoe-train's recipe (label smoothing,
 // the load-balancing loss, clipping, warm-up + cosine, AdamW with the app's parameter groups)
-// through the app's own code (app::build_model, app::param_groups, app::TrainStep); per step
+// through the app's own code (app::build_model, models::param_groups, app::TrainStep); per step
 // the loss, the aux loss, the gradient norm before clipping and the learning rate must match
 // the PyTorch run recorded by tests/fixtures/make_train_step_fixture.py, and so must the final
 // weights. A failure names the first step and the first quantity that diverges.
@@ -71,7 +71,7 @@ void check_variant(const std::string& variant) {
   const nlohmann::json& r = f.config.at("recipe");
   const app::RunConfig cfg = run_config(f.config);
   auto model = app::build_model(cfg, m.at("num_classes"), m.at("in_channels"));
-  ASSERT_NEAR(model->vit.ln_eps, m.at("ln_eps").get<double>(), 1e-12);
+  ASSERT_NEAR(model->config().at("ln_eps").get<double>(), m.at("ln_eps").get<double>(), 1e-12);
 
   // The PyTorch run's initial weights, under the engine's names (strict: every parameter).
   std::map<std::string, Tensor> init;
@@ -80,7 +80,7 @@ void check_variant(const std::string& variant) {
   model->load_state_dict(init);
   model->train();
 
-  optim::AdamW opt(app::param_groups(*model, r.at("weight_decay"), r.at("layer_decay")),
+  optim::AdamW opt(models::param_groups(*model, r.at("weight_decay"), r.at("layer_decay")),
                    optim::AdamW::Options{.lr = r.at("lr"), .beta1 = r.at("beta1"), .beta2 = r.at("beta2"),
                                          .eps = r.at("eps")});
   const optim::WarmupCosine schedule{r.at("lr"), r.at("min_lr"), r.at("warmup_steps"), r.at("total_steps")};

@@ -8,13 +8,14 @@
 #include "apps/common/trainer.h"
 #include "engine/engine.h"
 #include "engine/optim/adamw.h"
+#include "models/factory.h"
 
 namespace vimoe::app {
 
 namespace {
 
-// The ViMoE configuration measured beside the dense model: 8 experts in the last 2 blocks,
-// a shared expert, image-level (CLS) routing, top-1.
+// The MoE configuration measured beside the dense model: 8 experts in the last 2 blocks,
+// a shared expert, image-level routing, top-1.
 constexpr int64_t kExperts = 8, kMoELast = 2;
 
 RunConfig model_config(const E2EOptions& o, const std::string& name) {
@@ -32,16 +33,6 @@ RunConfig model_config(const E2EOptions& o, const std::string& name) {
     VIMOE_CHECK(name == "dense", "e2e: models are dense and moe, found \"", name, "\"");
   }
   return c;
-}
-
-std::string describe(const models::VisionTransformer& m, const std::string& preset) {
-  if (!m.moe.enabled()) return "ViT " + preset + " (dense)";
-  std::string blocks;
-  for (int64_t b : m.moe.blocks) blocks += (blocks.empty() ? "" : ",") + std::to_string(b);
-  return "ViMoE " + preset + ", " + std::to_string(m.moe.experts) + " experts in blocks " + blocks +
-         (m.moe.shared_expert ? ", shared" : "") +
-         (m.moe.routing == models::RoutingLevel::Image ? ", image" : ", token") + " top-" +
-         std::to_string(m.moe.top_k);
 }
 
 // Milliseconds per call of `fn` over `steps` calls after `warmup` untimed ones. The engine's
@@ -95,7 +86,7 @@ E2EResult run_one(const E2EOptions& o, const std::string& name, const Tensor& im
   model->to(o.device);
   E2EResult r;
   r.name = name;
-  r.description = describe(*model, o.preset);
+  r.description = model->describe();
   r.params = model->num_parameters();
   const bool bf16 = o.precision == "bf16";
   const double batch = static_cast<double>(o.batch);
@@ -116,7 +107,7 @@ E2EResult run_one(const E2EOptions& o, const std::string& name, const Tensor& im
 
   // Training: the optimiser state is created by its first step, inside the measurement.
   model->train();
-  optim::AdamW optimizer(param_groups(*model, cfg.weight_decay, cfg.layer_decay), optim::AdamW::Options{.lr = cfg.lr});
+  optim::AdamW optimizer(models::param_groups(*model, cfg.weight_decay, cfg.layer_decay), optim::AdamW::Options{.lr = cfg.lr});
   const std::vector<Tensor> params = model->parameters();
   with_peaks(o.device, [&] {
     r.train_ms = time_ms([&] {
@@ -149,7 +140,7 @@ std::vector<E2EResult> run_e2e_benchmarks(const E2EOptions& o) {
               o.warmup);
   VIMOE_CHECK(!o.models.empty(), "e2e: no model to measure (--models dense,moe)");
   // Unknown names fail here, before any work.
-  models::preset(o.preset);
+  VIMOE_CHECK(models::is_model_name(o.preset), "e2e: unknown model \"", o.preset, "\"");
   for (const std::string& m : o.models) model_config(o, m);
 
   // Synthetic inputs, made once on the device: nothing but the model is timed.

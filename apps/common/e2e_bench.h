@@ -23,7 +23,7 @@ namespace vimoe::app {
 
 struct E2EOptions {
   Device device = Device::cuda();
-  std::string preset = "vit_s14";  // models::preset name
+  std::string preset = "vit_s14";  // a model name (models/factory.h)
   int64_t image_size = 224;
   int64_t batch = 256;
   int64_t num_classes = 1000;
@@ -37,7 +37,7 @@ struct E2EOptions {
 
 struct E2EResult {
   std::string name;         // "dense" or "moe"
-  std::string description;  // e.g. "ViMoE vit_s14, 8 experts in blocks 10,11, shared, image top-1"
+  std::string description;  // the model's describe()
   int64_t params = 0;
   double train_ms = 0, train_images_per_s = 0;  // per training step
   double infer_ms = 0, infer_images_per_s = 0;  // per forward pass

@@ -7,6 +7,7 @@
 
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
+#include "models/factory.h"
 #include "plot/plot.h"
 
 namespace vimoe::app {
@@ -18,8 +19,8 @@ LoadedRun load_run(const std::string& checkpoint, Device device) {
   const auto& meta = f.metadata();
   LoadedRun run;
   run.config = from_json(checkpoint_metadata(checkpoint, meta, "config"));
-  const models::ViTConfig vit = vit_from_json(checkpoint_metadata(checkpoint, meta, "model"));
-  run.model = std::make_shared<models::VisionTransformer>(vit, run.config.moe_config(vit.depth));
+  run.model = models::create_model_from_config(
+      stored_model_config(checkpoint_metadata(checkpoint, meta, "model"), run.config));
   std::map<std::string, Tensor> state;
   for (const std::string& n : f.names())
     if (n.rfind("model.", 0) == 0) state.emplace(n.substr(6), f.get(n));
@@ -37,13 +38,13 @@ LoadedRun load_run(const std::string& checkpoint, Device device) {
 }
 
 nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& classes,
-                                 const models::ViTConfig& vit, const models::MoEConfig& moe,
-                                 const std::string& out_dir) {
+                                 const models::ImageModel& model, const std::string& out_dir) {
+  const models::MoEConfig& moe = model.moe_config();
   fs::create_directories(out_dir);
   nlohmann::json summary = {{"images", r.images}, {"loss", r.loss}, {"top1", r.top1}, {"top5", r.top5}};
   summary["skipped_images"] = nlohmann::json::array();
   for (const data::SkippedSample& s : r.skipped) summary["skipped_images"].push_back(s.reason);
-  const models::ModelSize size = models::model_size(vit, moe);
+  const models::ModelSize size = model.size();
   summary["model"] = {{"total_params", size.total_params}, {"active_params", size.active_params},
                       {"macs", size.macs}};
   std::vector<std::string> files;
@@ -95,8 +96,7 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     hopts.vmin = 0.0;
     hopts.vmax = 1.0;
     plot::heatmap_png(path("routing_block" + block + ".png"), frac, classes, expert_names,
-                      "Block " + block + ": share of each class's " +
-                          (moe.routing == models::RoutingLevel::Image ? "images" : "tokens") + " per expert",
+                      "Block " + block + ": share of each class's " + model.routing_unit() + " per expert",
                       hopts);
     std::vector<std::vector<std::string>> load_csv;
     for (size_t e = 0; e < experts; ++e) {

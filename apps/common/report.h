@@ -14,7 +14,7 @@ namespace vimoe::app {
 // A model rebuilt from a training checkpoint, with the run configuration it was trained with.
 struct LoadedRun {
   RunConfig config;
-  std::shared_ptr<models::VisionTransformer> model;
+  std::shared_ptr<models::ImageModel> model;
   int64_t step = 0;  // the optimiser steps the checkpoint had taken
 };
 LoadedRun load_run(const std::string& checkpoint, Device device);
@@ -24,8 +24,7 @@ LoadedRun load_run(const std::string& checkpoint, Device device);
 // Returns the summary (accuracies, routing degree, the model's parameter and multiply-add
 // counts as in `vimoe-eval params`, files written), also written to summary.json.
 nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& class_names,
-                                 const models::ViTConfig& vit, const models::MoEConfig& moe,
-                                 const std::string& out_dir);
+                                 const models::ImageModel& model, const std::string& out_dir);
 
 // loss_curve.png / accuracy_curve.png and curves.csv from a run's metrics.jsonl. Values that
 // are null or not finite (a diverged run logs NaN as null) leave gaps in the curves and are

@@ -6,62 +6,60 @@
 
 #include "apps/common/config_file.h"
 #include "engine/error.h"
+#include "models/factory.h"
 
 namespace vimoe::app {
 
-models::ViTConfig RunConfig::vit_config(int64_t num_classes, int64_t in_channels) const {
-  models::ViTConfig v = models::preset(model);
-  if (patch_size > 0) v.patch_size = patch_size;
-  if (image_size > 0) v.image_size = image_size;
-  if (width > 0) v.width = width;
-  if (depth > 0) v.depth = depth;
-  if (heads > 0) v.heads = heads;
-  if (mlp_ratio > 0) v.mlp_hidden = static_cast<int64_t>(mlp_ratio * static_cast<double>(v.width));
-  else if (width > 0) v.mlp_hidden = v.width * 4;
-  if (registers >= 0) v.registers = registers;
-  VIMOE_CHECK(v.width % v.heads == 0, "width ", v.width, " is not a multiple of ", v.heads, " heads");
-  VIMOE_CHECK(v.image_size % v.patch_size == 0, "image size ", v.image_size,
-              " is not a multiple of the patch size ", v.patch_size);
-  v.pos_grid = v.image_size / v.patch_size;
-  v.in_channels = in_channels;
-  v.num_classes = num_classes;
-  v.drop_path = drop_path;
+nlohmann::json RunConfig::model_options(int64_t num_classes, int64_t in_channels) const {
+  nlohmann::json j = {{"num_classes", num_classes}, {"in_channels", in_channels}};
+  auto set_if = [&j](const char* key, auto value, bool given) {
+    if (given) j[key] = value;
+  };
+  set_if("image_size", image_size, image_size > 0);
+  set_if("patch_size", patch_size, patch_size > 0);
+  set_if("width", width, width > 0);
+  set_if("depth", depth, depth > 0);
+  set_if("heads", heads, heads > 0);
+  set_if("mlp_ratio", mlp_ratio, mlp_ratio > 0);
+  set_if("registers", registers, registers >= 0);
+  set_if("drop_path", drop_path, drop_path > 0);
   VIMOE_CHECK(layer_scale >= 0 || layer_scale == kNoLayerScale, "--layer-scale must be none, 0 (the "
               "preset's) or a positive initial value, found ", layer_scale);
-  if (layer_scale > 0) v.layer_scale_init = layer_scale;
-  if (layer_scale == kNoLayerScale) v.layer_scale_init = 0;
+  if (layer_scale > 0) j["layer_scale"] = layer_scale;
+  if (layer_scale == kNoLayerScale) j["layer_scale"] = 0.0;
   VIMOE_CHECK(head == "cls" || head == "cls+mean", "--head must be cls or cls+mean, found ", head);
-  v.head_input = head == "cls" ? models::HeadInput::Cls : models::HeadInput::ClsAndMeanPatch;
-  return v;
+  set_if("head", head, head != "cls");
+  set_if("pretrained", init, init != "scratch");
+  const nlohmann::json moe = moe_options();
+  if (!moe.is_null()) j["moe"] = moe;
+  return j;
 }
 
-models::MoEConfig RunConfig::moe_config(int64_t depth) const {
-  models::MoEConfig m;
+nlohmann::json RunConfig::moe_options() const {
   VIMOE_CHECK(experts >= 0, "--experts must be >= 0 (0: a dense model), found ", experts);
   if (experts == 0) {
-    const char* moe_option = moe_last > 0           ? "--moe-last"
-                             : !moe_blocks.empty()  ? "--moe-blocks"
-                             : moe_every_second     ? "--moe-every-second"
-                             : shared_expert        ? "--shared-expert"
-                             : top_k != 1           ? "--top-k"
-                                                    : nullptr;
+    const char* moe_option = moe_last > 0             ? "--moe-last"
+                             : !moe_blocks.empty()    ? "--moe-blocks"
+                             : moe_every_second       ? "--moe-every-second"
+                             : !moe_placement.empty() ? "--moe-placement"
+                             : shared_expert          ? "--shared-expert"
+                             : top_k != 1             ? "--top-k"
+                                                      : nullptr;
     VIMOE_CHECK(moe_option == nullptr, moe_option, " needs --experts > 0; with --experts 0 the model is dense");
-    return m;
+    return nullptr;
   }
   VIMOE_CHECK(top_k >= 1 && top_k <= experts, "--top-k must be between 1 and the number of experts (", experts,
               "), found ", top_k);
-  m.experts = experts;
-  m.top_k = top_k;
-  m.shared_expert = shared_expert;
   VIMOE_CHECK(routing == "image" || routing == "token", "--routing must be image or token, found ", routing);
-  m.routing = routing == "image" ? models::RoutingLevel::Image : models::RoutingLevel::Token;
-  m.aux_alpha = aux_alpha;
-  const int choices = (moe_last > 0) + (!moe_blocks.empty()) + moe_every_second;
-  VIMOE_CHECK(choices == 1, "an MoE model needs exactly one of --moe-last, --moe-blocks, "
-              "--moe-every-second; found ", choices);
-  if (moe_last > 0) m.blocks = models::last_blocks(depth, moe_last);
-  else if (moe_every_second) m.blocks = models::every_second_block(depth);
-  else m.blocks = moe_blocks;
+  const int choices = (moe_last > 0) + (!moe_blocks.empty()) + moe_every_second + (!moe_placement.empty());
+  VIMOE_CHECK(choices == 1, "an MoE model needs exactly one of --moe-last, --moe-blocks, --moe-every-second, "
+              "--moe-placement; found ", choices);
+  nlohmann::json m = {{"experts", experts}, {"top_k", top_k}, {"shared_expert", shared_expert},
+                      {"routing", routing}, {"aux_alpha", aux_alpha}};
+  if (moe_last > 0) m["last"] = moe_last;
+  else if (!moe_blocks.empty()) m["blocks"] = moe_blocks;
+  else if (moe_every_second) m["placement"] = "every2";
+  else m["placement"] = moe_placement;
   return m;
 }
 
@@ -113,7 +111,9 @@ void add_options(CLI::App& app, RunConfig& c) {
     }
   });
   auto* g = app.add_option_group("model");
-  g->add_option("--model", c.model, "preset: vit_tiny, vit_s14, vit_b14, vit_l14")->capture_default_str();
+  std::string names;
+  for (const models::ModelEntry& e : models::model_names()) names += (names.empty() ? "" : ", ") + e.name;
+  g->add_option("--model", c.model, "model: " + names)->capture_default_str();
   g->add_option("--image-size", c.image_size, "input side (0: the preset's)");
   g->add_option("--patch-size", c.patch_size, "patch side (0: the preset's)");
   g->add_option("--width", c.width, "embedding width (0: the preset's)");
@@ -126,6 +126,9 @@ void add_options(CLI::App& app, RunConfig& c) {
   g->add_option("--moe-last", c.moe_last, "MoE in the last L blocks");
   g->add_option("--moe-blocks", c.moe_blocks, "MoE in these blocks")->delimiter(',');
   g->add_flag("--moe-every-second", c.moe_every_second, "MoE in every second block");
+  g->add_option("--moe-placement", c.moe_placement,
+                "a named placement (the Sweet-spot paper's): every2; last2 (ViT: the last two of every2; ConvNeXt: "
+                "the final block of each of the last two stages); last3, stage (ConvNeXt)");
   g->add_option("--top-k", c.top_k, "experts per routed row")->capture_default_str();
   g->add_flag("--shared-expert", c.shared_expert, "add a dense shared expert to each MoE layer");
   g->add_option("--routing", c.routing, "image (CLS decides) or token")->capture_default_str();
@@ -186,7 +189,7 @@ void add_options(CLI::App& app, RunConfig& c) {
 
 #define VIMOE_RUN_FIELDS(X)                                                                      \
   X(model) X(image_size) X(patch_size) X(width) X(depth) X(heads) X(mlp_ratio) X(registers) X(init) X(experts) X(moe_last) X(moe_blocks)              \
-  X(moe_every_second) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
+  X(moe_every_second) X(moe_placement) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
   X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(crop_padding) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
   X(layer_decay) X(clip_grad) X(max_bad_steps) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
@@ -251,32 +254,14 @@ RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std:
   return out;
 }
 
-#define VIMOE_VIT_FIELDS(X)                                                                       \
-  X(image_size) X(patch_size) X(in_channels) X(width) X(depth) X(heads) X(mlp_hidden) X(registers) \
-  X(pos_grid) X(layer_scale_init) X(ln_eps) X(drop_path) X(num_classes)
-
-nlohmann::json to_json(const models::ViTConfig& v) {
-  nlohmann::json j;
-#define X(f) j[#f] = v.f;
-  VIMOE_VIT_FIELDS(X)
-#undef X
-  j["head_input"] = v.head_input == models::HeadInput::Cls ? "cls" : "cls+mean";
+nlohmann::json stored_model_config(const nlohmann::json& model, const RunConfig& run) {
+  VIMOE_CHECK(model.is_object(), "model configuration: expected a JSON object, found ", model.type_name());
+  if (model.contains("name")) return model;
+  nlohmann::json j = model;  // a ViT's fields, stored before the factory; the MoE layers came from the run
+  j["name"] = run.model;
+  const nlohmann::json moe = run.moe_options();
+  if (!moe.is_null()) j["moe"] = moe;
   return j;
-}
-
-models::ViTConfig vit_from_json(const nlohmann::json& j) {
-  VIMOE_CHECK(j.is_object(), "model configuration: expected a JSON object, found ", j.type_name());
-  models::ViTConfig v;
-  try {
-#define X(f) if (j.contains(#f)) j.at(#f).get_to(v.f);
-    VIMOE_VIT_FIELDS(X)
-#undef X
-    if (j.contains("head_input"))
-      v.head_input = j.at("head_input") == "cls" ? models::HeadInput::Cls : models::HeadInput::ClsAndMeanPatch;
-  } catch (const nlohmann::json::exception& e) {
-    VIMOE_FAIL("model configuration: ", e.what());
-  }
-  return v;
 }
 
 }  // namespace vimoe::app

@@ -10,13 +10,12 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "models/config.h"
 
 namespace vimoe::app {
 
 struct RunConfig {
   // Model.
-  std::string model = "vit_tiny";      // preset (models::preset)
+  std::string model = "vit_tiny";      // a model name (models/factory.h: vit_s14, convnext_tiny, ...)
   int64_t image_size = 0;              // 0: the preset's
   int64_t patch_size = 0;              // 0: the preset's
   int64_t width = 0, depth = 0, heads = 0;  // 0: the preset's
@@ -25,8 +24,9 @@ struct RunConfig {
   std::string init = "scratch";        // "scratch" or a DINOv2 .safetensors path
   int64_t experts = 0;                 // 0: dense
   int64_t moe_last = 0;                // MoE in the last L blocks...
-  std::vector<int64_t> moe_blocks;     // ...or these blocks...
-  bool moe_every_second = false;       // ...or every second block
+  std::vector<int64_t> moe_blocks;     // ...or these blocks (counted over all stages)...
+  bool moe_every_second = false;       // ...or every second block...
+  std::string moe_placement;           // ...or a named placement (every2, last2, last3, stage)
   int64_t top_k = 1;
   bool shared_expert = false;
   std::string routing = "image";       // "image" or "token"
@@ -79,13 +79,18 @@ struct RunConfig {
   // counts as set when it differs from its default). Not saved.
   std::set<std::string> given;
 
-  models::ViTConfig vit_config(int64_t num_classes, int64_t in_channels) const;
-  // Throws for MoE options that contradict each other: placement, --shared-expert or
-  // --top-k without experts, --top-k outside 1..experts.
-  models::MoEConfig moe_config(int64_t depth) const;
+  // The options models::create_model(model, ...) takes: the model options set here (the
+  // preset's values elsewhere), the data's classes and channels, and "pretrained" for --init.
+  // Throws, naming the option, for values the command line cannot mean (--layer-scale or
+  // --head out of range); the model's builder checks the rest.
+  nlohmann::json model_options(int64_t num_classes, int64_t in_channels) const;
+  // The "moe" part (null for a dense model). Throws for MoE options that contradict each
+  // other: placement, --shared-expert or --top-k without experts, --top-k outside
+  // 1..experts, no placement or more than one.
+  nlohmann::json moe_options() const;
   // Throws for option values that make no sense (negative weight decay, clip norm or
   // learning rate, a smoothing outside [0, 1), ...), naming the option and the value; the
-  // model options are checked by vit_config and moe_config.
+  // model options are checked by model_options and the model's builder.
   void validate() const;
   // Makes the data locations and the --init weights absolute (against the working
   // directory), so the stored configuration opens them again from any directory.
@@ -113,9 +118,9 @@ nlohmann::json to_json(const RunConfig& cfg);
 RunConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults, but a missing
                                                // precision means f32 (runs from before it existed)
 
-// The resolved model shape, stored in checkpoints so a model can be rebuilt without the
-// files it was first made from.
-nlohmann::json to_json(const models::ViTConfig& v);
-models::ViTConfig vit_from_json(const nlohmann::json& j);
+// The model configuration stored in a checkpoint (ImageModel::config(), under "model") as
+// models::create_model_from_config takes it. Checkpoints written before the model factory
+// stored a ViT's fields without a name; those get the run's model name and MoE options.
+nlohmann::json stored_model_config(const nlohmann::json& model_metadata, const RunConfig& run);
 
 }  // namespace vimoe::app

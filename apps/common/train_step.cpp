@@ -10,7 +10,7 @@
 
 namespace vimoe::app {
 
-TrainStep::TrainStep(models::VisionTransformer& model, optim::AdamW& optimizer,
+TrainStep::TrainStep(models::ImageModel& model, optim::AdamW& optimizer,
                      optim::WarmupCosine schedule, StepRecipe recipe, Device device)
     : model_(model), optimizer_(optimizer), schedule_(schedule), recipe_(recipe), device_(device) {
   VIMOE_CHECK(recipe_.accum_steps > 0, "TrainStep: accum_steps must be positive, found ",
@@ -20,7 +20,7 @@ TrainStep::TrainStep(models::VisionTransformer& model, optim::AdamW& optimizer,
 }
 
 MicroBatchLoss TrainStep::micro_batch(const data::Batch& batch) {
-  models::VisionTransformer::Output out;
+  models::ModelOutput out;
   Tensor task, loss;
   {
     AutocastGuard mixed(recipe_.autocast.value_or(DType::BF16), recipe_.autocast.has_value());

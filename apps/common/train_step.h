@@ -15,7 +15,7 @@
 #include "data/loader.h"
 #include "engine/optim/adamw.h"
 #include "engine/optim/schedule.h"
-#include "models/vit.h"
+#include "models/model.h"
 
 namespace vimoe::app {
 
@@ -42,7 +42,7 @@ struct StepResult {
 
 class TrainStep {
  public:
-  TrainStep(models::VisionTransformer& model, optim::AdamW& optimizer, optim::WarmupCosine schedule,
+  TrainStep(models::ImageModel& model, optim::AdamW& optimizer, optim::WarmupCosine schedule,
             StepRecipe recipe, Device device);
 
   // Forward and backward of one micro-batch; call accum_steps times, then finish().
@@ -54,7 +54,7 @@ class TrainStep {
   const optim::WarmupCosine& schedule() const { return schedule_; }
 
  private:
-  models::VisionTransformer& model_;
+  models::ImageModel& model_;
   optim::AdamW& optimizer_;
   optim::WarmupCosine schedule_;
   StepRecipe recipe_;

@@ -8,7 +8,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <regex>
 #include <set>
 
 #include "apps/common/run_dir.h"
@@ -27,7 +26,7 @@
 #include "engine/ops/reduce.h"
 #include "engine/ops/softmax.h"
 #include "engine/profiler.h"
-#include "models/dinov2.h"
+#include "models/factory.h"
 
 namespace vimoe::app {
 
@@ -176,76 +175,16 @@ std::optional<DType> autocast_type(const std::string& precision, Device device) 
 
 // ---- model and optimiser ---------------------------------------------------------------
 
-namespace {
-
-// "a, b, c", or the first eight and a count; "none" for an empty list.
-std::string name_list(const std::vector<std::string>& names) {
-  if (names.empty()) return "none";
-  std::string s;
-  const size_t shown = std::min<size_t>(names.size(), 8);
-  for (size_t i = 0; i < shown; ++i) s += (i ? ", " : "") + names[i];
-  if (shown < names.size()) s += " and " + std::to_string(names.size() - shown) + " more";
-  return s;
-}
-
-}  // namespace
-
-std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int64_t num_classes,
-                                                       int64_t channels) {
-  models::ViTConfig v = cfg.vit_config(num_classes, channels);
-  if (cfg.init != "scratch") {
-    VIMOE_CHECK(v.layer_scale_init > 0, "--layer-scale none would drop the LayerScale weights of ",
-                cfg.init, "; pretrained DINOv2 blocks need theirs");
-    // The checkpoint decides the backbone's shape; the run decides input size and head.
-    const models::ViTConfig c = models::dinov2_config(cfg.init);
-    v.width = c.width;
-    v.depth = c.depth;
-    v.heads = c.heads;
-    v.mlp_hidden = c.mlp_hidden;
-    v.patch_size = c.patch_size;
-    v.registers = c.registers;
-    v.ln_eps = c.ln_eps;
-    v.in_channels = c.in_channels;
-    v.pos_grid = v.image_size / v.patch_size;
-  }
-  auto model = std::make_shared<models::VisionTransformer>(v, cfg.moe_config(v.depth));
+std::shared_ptr<models::ImageModel> build_model(const RunConfig& cfg, int64_t num_classes, int64_t channels) {
+  auto model = models::create_model(cfg.model, cfg.model_options(num_classes, channels));
   model->init_weights(cfg.seed);
-  if (cfg.init != "scratch") {
-    const models::ImportReport r = models::load_dinov2(*model, cfg.init);
-    std::fprintf(stderr, "loaded %zu tensors from %s\n  not in the checkpoint (kept as initialised): %s\n"
-                 "  in the checkpoint but unused: %s\n",
-                 r.loaded.size(), cfg.init.c_str(), name_list(r.missing).c_str(), name_list(r.unexpected).c_str());
-  }
+  if (cfg.init != "scratch") std::fprintf(stderr, "%s\n", model->load_pretrained(cfg.init).c_str());
   return model;
-}
-
-std::vector<optim::ParamGroup> param_groups(const models::VisionTransformer& model,
-                                            double weight_decay, double layer_decay) {
-  const int64_t depth = model.vit.depth;
-  static const std::regex block_re(R"(^blocks\.(\d+)\.)");
-  std::map<std::pair<int64_t, bool>, optim::ParamGroup> groups;
-  for (const auto& [name, p] : model.named_parameters()) {
-    int64_t layer = depth + 1;  // final norm and head
-    std::smatch m;
-    if (std::regex_search(name, m, block_re)) layer = std::stoll(m[1].str()) + 1;
-    else if (name.rfind("patch_embed", 0) == 0 || name == "cls_token" || name == "pos_embed" ||
-             name == "register_tokens")
-      layer = 0;
-    const bool no_decay = p.dim() <= 1 || name.find("token") != std::string::npos || name == "pos_embed" ||
-                          name.find("bias") != std::string::npos;
-    optim::ParamGroup& g = groups[{layer, no_decay}];
-    g.lr_scale = std::pow(layer_decay, static_cast<double>(depth + 1 - layer));
-    g.weight_decay = no_decay ? 0.0 : weight_decay;
-    g.params.push_back(p);
-  }
-  std::vector<optim::ParamGroup> out;
-  for (auto& [key, g] : groups) out.push_back(std::move(g));
-  return out;
 }
 
 // ---- evaluation ------------------------------------------------------------------------
 
-EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device, bool progress,
+EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device, bool progress,
                     std::optional<DType> autocast) {
   NoGradGuard no_grad;
   AutocastGuard mixed(autocast.value_or(DType::BF16), autocast.has_value());
@@ -347,7 +286,7 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   data_ = open_datasets(cfg_);
   const int64_t classes = data_.train->num_classes();
   model_ = build_model(cfg_, classes, data_.channels);
-  const int64_t size = model_->vit.image_size, channels = model_->vit.in_channels;
+  const int64_t size = model_->input().image_size, channels = model_->input().channels;
   data::LoaderOptions train_opts;
   train_opts.batch_size = cfg_.batch_size;
   train_opts.shuffle = true;
@@ -372,7 +311,7 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   val_loader_ = std::make_unique<data::Loader>(data_.val, val_opts);
 
   model_->to(device_);
-  optimizer_ = std::make_unique<optim::AdamW>(param_groups(*model_, cfg_.weight_decay, cfg_.layer_decay),
+  optimizer_ = std::make_unique<optim::AdamW>(models::param_groups(*model_, cfg_.weight_decay, cfg_.layer_decay),
                                               optim::AdamW::Options{.lr = cfg_.lr});
   const int64_t steps_per_epoch = train_loader_->batches_per_epoch() / cfg_.accum_steps;
   steps_per_epoch_ = std::max<int64_t>(steps_per_epoch, 1);
@@ -431,22 +370,9 @@ int Trainer::run() {
   metrics_.open(fs::path(cfg_.out) / "metrics.jsonl", std::ios::app);
   VIMOE_CHECK(metrics_.good(), "cannot write ", (fs::path(cfg_.out) / "metrics.jsonl").string());
   io::write_file_atomic((fs::path(cfg_.out) / "config.json").string(), to_json(cfg_).dump(2) + "\n", "vimoe-train");
-  const models::ViTConfig& v = model_->vit;
-  const models::MoEConfig& m = model_->moe;
-  std::string moe = "dense";
-  if (m.experts > 0) {
-    moe = std::to_string(m.experts) + " experts (top-" + std::to_string(m.top_k) + ", " +
-          (m.routing == models::RoutingLevel::Image ? "image" : "token") + " routing" +
-          (m.shared_expert ? ", shared" : "") + ") in " + std::to_string(m.blocks.size()) + " blocks";
-  }
-  std::fprintf(stderr,
-               "vimoe-train: %s: width %lld, depth %lld, %lld heads, %lldx%lld images in %lld-pixel patches, %s; "
-               "%lld parameters; %s on %s (%s); %lld steps of %lld images\n",
-               cfg_.model.c_str(), static_cast<long long>(v.width), static_cast<long long>(v.depth),
-               static_cast<long long>(v.heads), static_cast<long long>(v.image_size),
-               static_cast<long long>(v.image_size), static_cast<long long>(v.patch_size), moe.c_str(),
-               static_cast<long long>(model_->num_parameters()), cfg_.dataset.c_str(), device_.str().c_str(),
-               autocast_ ? "bf16 autocast" : "f32", static_cast<long long>(total_steps_),
+  std::fprintf(stderr, "vimoe-train: %s; %lld parameters; %s on %s (%s); %lld steps of %lld images\n",
+               model_->describe().c_str(), static_cast<long long>(model_->num_parameters()), cfg_.dataset.c_str(),
+               device_.str().c_str(), autocast_ ? "bf16 autocast" : "f32", static_cast<long long>(total_steps_),
                static_cast<long long>(cfg_.batch_size * cfg_.accum_steps));
   install_interrupt_handler();
   model_->train();
@@ -576,7 +502,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   io::save_safetensors(path, tensors,
                        {{"format", "vimoe-checkpoint-1"},
                         {"config", to_json(cfg_).dump()},
-                        {"model", to_json(model_->vit).dump()},
+                        {"model", model_->config().dump()},
                         {"step", std::to_string(step_)},
                         {"epoch", std::to_string(pos.epoch)},
                         {"batch", std::to_string(pos.batch)},

@@ -16,7 +16,7 @@
 #include "data/loader.h"
 #include "engine/optim/adamw.h"
 #include "engine/optim/schedule.h"
-#include "models/vit.h"
+#include "models/model.h"
 
 namespace vimoe::app {
 
@@ -47,14 +47,10 @@ Device pick_device(const std::string& name);  // auto | cpu | cuda
 // --precision: auto is bf16 on CUDA and f32 on the CPU.
 std::optional<DType> autocast_type(const std::string& precision, Device device);
 
-std::shared_ptr<models::VisionTransformer> build_model(const RunConfig& cfg, int64_t num_classes,
-                                                       int64_t channels);
-
-// AdamW groups: no weight decay for norms, biases, tokens and the position table; with
-// layer_decay < 1, block i's learning rate is scaled by layer_decay^(depth + 1 - (i + 1))
-// (embeddings: layer 0, the final norm and head: depth + 1).
-std::vector<optim::ParamGroup> param_groups(const models::VisionTransformer& model,
-                                            double weight_decay, double layer_decay);
+// The run's model from the factory (--model and its options), initialised from --seed by the
+// family's from-scratch recipe, then with --init's pretrained weights when given (the import
+// report goes to stderr).
+std::shared_ptr<models::ImageModel> build_model(const RunConfig& cfg, int64_t num_classes, int64_t channels);
 
 struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;
@@ -68,7 +64,7 @@ struct EvalResult {
   // Validation images left out because they could not be decoded (not in `images`).
   std::vector<data::SkippedSample> skipped;
 };
-EvalResult evaluate(models::VisionTransformer& model, data::Loader& loader, Device device,
+EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device,
                     bool progress, std::optional<DType> autocast = std::nullopt);
 
 class Trainer {
@@ -84,7 +80,7 @@ class Trainer {
   void pause_at(int64_t step) { pause_at_ = step; }
 
   int64_t step() const { return step_; }
-  models::VisionTransformer& model() { return *model_; }
+  models::ImageModel& model() { return *model_; }
   void save_checkpoint(const std::string& path) const;
   void load_checkpoint(const std::string& path);
 
@@ -98,7 +94,7 @@ class Trainer {
   Device device_;
   std::optional<DType> autocast_;
   Datasets data_;
-  std::shared_ptr<models::VisionTransformer> model_;
+  std::shared_ptr<models::ImageModel> model_;
   std::unique_ptr<data::Loader> train_loader_, val_loader_;
   std::unique_ptr<optim::AdamW> optimizer_;
   std::unique_ptr<TrainStep> step_runner_;  // the recipe's micro-batches and updates

@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/gelu.h"
 #include "engine/ops/layernorm.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/random.h"
@@ -49,6 +51,29 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2>
 }
 
 Tensor Conv2d::forward(const Tensor& x) const { return conv2d(x, weight, bias, options); }
+
+Mlp::Mlp(int64_t dim, int64_t hidden) {
+  fc1 = register_module("fc1", std::make_shared<Linear>(dim, hidden));
+  fc2 = register_module("fc2", std::make_shared<Linear>(hidden, dim));
+}
+
+Tensor Mlp::forward(const Tensor& x) const { return fc2->forward(bias_gelu(linear(x, fc1->weight), fc1->bias)); }
+
+LayerScale::LayerScale(int64_t dim, double init) {
+  gamma = Tensor::full({dim}, init);
+  register_parameter("gamma", &gamma);
+}
+
+Tensor LayerScale::forward(const Tensor& x) const { return x * gamma; }
+
+DropPath::DropPath(double p_in) : p(p_in) {
+  VIMOE_CHECK(p >= 0 && p < 1, "DropPath: the drop probability must be in [0, 1), found ", p);
+}
+
+Tensor DropPath::forward(const Tensor& x) const {
+  if (!is_training() || p == 0) return x;
+  return drop_path(x, p, true, next_seed());
+}
 
 LayerNorm::LayerNorm(int64_t dim, double eps_in) : eps(eps_in) {
   weight = Tensor::ones({dim});

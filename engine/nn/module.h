@@ -26,6 +26,10 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
   std::vector<Tensor> parameters() const;
+  // This module ("") and every sub-module with its dotted path ("blocks.3.attn"), depth
+  // first in registration order: what initialisation by module type walks, as torch's
+  // Module.apply.
+  std::vector<std::pair<std::string, Module*>> named_modules();
   int64_t num_parameters() const;
   // Parameters and buffers together: what a checkpoint stores.
   std::map<std::string, Tensor> state_dict() const;

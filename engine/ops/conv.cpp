@@ -4,6 +4,7 @@
 #include "engine/autograd.h"
 #include "engine/cpu/conv.h"
 #include "engine/ops/common.h"
+#include "engine/ops/linalg.h"
 #include "engine/profiler.h"
 
 namespace vimoe {
@@ -84,6 +85,21 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, con
   s.ow = conv_output_size(s.w, s.kw, s.stride_w, s.pad_w, s.dil_w);
   VIMOE_CHECK(s.oh >= 1 && s.ow >= 1, kOp, ": the output would be empty: x ", describe(x_in), " with a ", s.kh, "x",
               s.kw, " kernel, dilation [", s.dil_h, ", ", s.dil_w, "] and padding [", s.pad_h, ", ", s.pad_w, "]");
+
+  // A non-overlapping patchify (kernel == stride, no padding or dilation, one group, the
+  // kernel tiling the input: ViT's and ConvNeXt's stems, ConvNeXt's downsampling) is a
+  // layout change and one GEMM, on either device. The result is an NCHW view of the GEMM's
+  // [N, oh, ow, C_out] output, so a channels-last consumer reads it without a copy.
+  const bool patchify = o.stride[0] == s.kh && o.stride[1] == s.kw && o.padding == std::array<int64_t, 2>{0, 0} &&
+                        o.dilation == std::array<int64_t, 2>{1, 1} && o.groups == 1 && s.h % s.kh == 0 &&
+                        s.w % s.kw == 0;
+  if (patchify) {
+    const int64_t patch = s.c_in * s.kh * s.kw;
+    const Tensor patches = x_in.reshape({s.n, s.c_in, s.oh, s.kh, s.ow, s.kw})
+                               .permute({0, 2, 4, 1, 3, 5})
+                               .reshape({s.n * s.oh * s.ow, patch});
+    return linear(patches, w_in.reshape({s.c_out, patch}), b_in).view({s.n, s.oh, s.ow, s.c_out}).permute({0, 3, 1, 2});
+  }
 
   Tensor x, w, b, y;
   {

@@ -7,8 +7,10 @@
 // cuDNN takes it directly (and transforms internally where an NHWC algorithm is faster).
 // x, weight and bias share a floating dtype and device. Under a bf16 autocast scope it runs in
 // bf16 with f32 accumulation, like matmul. Differentiable in x, weight and bias. CPU
-// reference: engine/cpu/conv.cpp. The CUDA path (cuDNN) is not written yet: CUDA tensors are
-// refused with an error saying so.
+// reference: engine/cpu/conv.cpp. A non-overlapping patchify (kernel == stride, no padding,
+// dilation 1, groups 1, the kernel tiling the input) runs as a reshape and one GEMM (matmul)
+// on either device and returns a non-contiguous NCHW view. The CUDA path for other
+// convolutions (cuDNN) is not written yet: CUDA tensors are refused with an error saying so.
 #pragma once
 #include <array>
 #include <cstdint>

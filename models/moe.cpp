@@ -1,0 +1,82 @@
+#include "models/moe.h"
+
+#include "engine/autocast.h"
+#include "engine/autograd.h"
+#include "engine/nn/init.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/gelu.h"
+#include "engine/ops/moe_dispatch.h"
+
+namespace vimoe::models {
+
+MoEFFN::MoEFFN(int64_t dim, int64_t hidden, const MoEConfig& cfg) : config(cfg) {
+  VIMOE_CHECK(cfg.experts >= 1 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "MoEFFN: top-", cfg.top_k, " of ",
+              cfg.experts, " experts is not a valid configuration");
+  router = register_module("router", std::make_shared<nn::Linear>(dim, cfg.experts));
+  const int64_t N = cfg.experts;
+  fc1_weight = Tensor::zeros({N, hidden, dim});
+  fc1_bias = Tensor::zeros({N, hidden});
+  fc2_weight = Tensor::zeros({N, dim, hidden});
+  fc2_bias = Tensor::zeros({N, dim});
+  register_parameter("fc1_weight", &fc1_weight);
+  register_parameter("fc1_bias", &fc1_bias);
+  register_parameter("fc2_weight", &fc2_weight);
+  register_parameter("fc2_bias", &fc2_bias);
+  if (cfg.shared_expert) shared = register_module("shared", std::make_shared<nn::Mlp>(dim, hidden));
+  // Built as copies of one fresh dense MLP (what an MoE layer upcycled from a dense model
+  // is); a model's init_weights then draws every expert afresh, while a pretrained import
+  // seeds them all from its MLP through init_from_dense.
+  nn::Mlp fresh(dim, hidden);
+  init_from_dense(fresh);
+}
+
+void MoEFFN::init_from_dense(const nn::Mlp& dense) {
+  NoGradGuard no_grad;
+  fc1_weight.copy_(dense.fc1->weight);
+  fc1_bias.copy_(dense.fc1->bias);
+  fc2_weight.copy_(dense.fc2->weight);
+  fc2_bias.copy_(dense.fc2->bias);
+  if (shared) shared->load_state_dict(dense.state_dict());
+}
+
+void MoEFFN::init_experts(const std::string& path, double std, uint64_t seed) {
+  NoGradGuard no_grad;
+  nn::init::trunc_normal(fc1_weight, std, seed, nn::init::join(path, "fc1_weight"));
+  nn::init::trunc_normal(fc2_weight, std, seed, nn::init::join(path, "fc2_weight"));
+  fc1_bias.zero_();
+  fc2_bias.zero_();
+}
+
+MoEFFN::Output MoEFFN::forward(const Tensor& x, const Tensor& router_input) const {
+  VIMOE_CHECK(x.dim() == 3 && router_input.dim() == 2 && router_input.size(1) == x.size(2), "MoEFFN: expected x "
+              "[B, T, D] and a router input [B, D] or [B * T, D], found x ", shape_str(x.shape()),
+              " and router input ", shape_str(router_input.shape()));
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  const bool image_level = router_input.size(0) == B;
+  VIMOE_CHECK(image_level || router_input.size(0) == B * T, "MoEFFN: the router input ",
+              shape_str(router_input.shape()), " has neither one row per image (", B, ") nor one per token (",
+              B * T, ") of x ", shape_str(x.shape()));
+  // Under autocast the experts run in the half type: cast before dispatch, so that it moves
+  // half-width rows. The router and the shared expert read f32 inputs and cast in their own
+  // linear layers, so the gradients meet at x in f32 rather than in a half-precision sum.
+  const Tensor hx = autocast::lower(x);
+  const Tensor rows = image_level ? hx : hx.reshape({B * T, D});
+  Output out;
+  out.routing = route_topk(router->forward(router_input), config.top_k,
+                           /*renormalize=*/config.top_k > 1, config.aux_alpha);
+  const DispatchPlan plan = plan_dispatch(out.routing.expert_ids, config.experts);
+  const Tensor hidden = gelu(grouped_linear(dispatch_rows(rows, plan), fc1_weight, fc1_bias, plan));
+  const Tensor expert_out = grouped_linear(hidden, fc2_weight, fc2_bias, plan);
+  Tensor y = combine_rows(expert_out, out.routing.gates, plan).reshape({B, T, D});
+  if (shared) y = y + shared->forward(x);
+  out.y = y;
+  return out;
+}
+
+MoELayerSize moe_layer_size(int64_t dim, int64_t hidden, const MoEConfig& m) {
+  const int64_t ffn = mlp_params(dim, hidden), router = dim * m.experts + m.experts;
+  const int64_t shared = m.shared_expert ? ffn : 0;
+  return {m.experts * ffn + router + shared, m.top_k * ffn + router + shared};
+}
+
+}  // namespace vimoe::models
