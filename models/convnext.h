@@ -28,7 +28,10 @@ struct ConvNeXtConfig {
   int64_t in_channels = 3;
   std::vector<int64_t> depths{3, 3, 9, 3};
   std::vector<int64_t> dims{96, 192, 384, 768};
-  int64_t stem_patch = 4;         // the stem's kernel and stride
+  // The stem's kernel and stride. Unlike timm's patch_size=2, which adds a stride-2
+  // downsampling to stage 0 to keep its total stride at 4, a 2x2 stem here leaves stage 0 at
+  // half the input side (convnext_cifar: 16x16 maps from 32x32 images).
+  int64_t stem_patch = 4;
   int64_t kernel_size = 7;        // the depthwise kernel (padding kernel_size / 2)
   double mlp_ratio = 4;           // the MLP's hidden width per stage: ratio x dim
   double layer_scale_init = 1e-6; // gamma's initial value; 0: no layer scale
