@@ -11,14 +11,17 @@
 namespace {
 
 int params_command(const vimoe::app::RunConfig& cfg, int64_t classes, int64_t channels, bool json) {
-  const vimoe::models::ModelSize s =
-      vimoe::models::create_model(cfg.model, cfg.model_options(classes, channels))->size();
+  // Built without weights' values mattering: the counts are analytic (ImageModel::size), the
+  // model is made for its description and to check the options.
+  const auto model = vimoe::models::create_model(cfg.model, cfg.model_options(classes, channels));
+  const vimoe::models::ModelSize s = model->size();
   if (json) {
-    std::printf("%s\n", nlohmann::json({{"total_params", s.total_params}, {"active_params", s.active_params},
-                                        {"macs", s.macs}}).dump().c_str());
+    std::printf("%s\n", nlohmann::json({{"model", model->describe()}, {"total_params", s.total_params},
+                                        {"active_params", s.active_params}, {"macs", s.macs}}).dump().c_str());
   } else {
-    std::printf("total parameters   %.2fM\nactive parameters  %.2fM\nMACs per image      %.3fG\n",
-                s.total_params / 1e6, s.active_params / 1e6, s.macs / 1e9);
+    std::printf("%s\ntotal parameters   %.2fM (%lld)\nactive parameters  %.2fM (%lld)\nMACs per image      %.3fG\n",
+                model->describe().c_str(), s.total_params / 1e6, static_cast<long long>(s.total_params),
+                s.active_params / 1e6, static_cast<long long>(s.active_params), s.macs / 1e9);
   }
   return 0;
 }
@@ -100,14 +103,23 @@ int main(int argc, char** argv) {
   vimoe::app::RunConfig cfg;
   int64_t classes = 1000, channels = 3;
   bool json = false;
-  params->add_option("--preset,--model", cfg.model, "vit_tiny, vit_s14, vit_b14, vit_l14")->capture_default_str();
+  std::string names;
+  for (const vimoe::models::ModelEntry& e : vimoe::models::model_names()) names += (names.empty() ? "" : ", ") + e.name;
+  params->add_option("--preset,--model", cfg.model, names)->capture_default_str();
   params->add_option("--image-size", cfg.image_size, "input side (0: the preset's)");
+  params->add_option("--width", cfg.width, "ViT: embedding width; ConvNeXt: the first stage's (0: the preset's)");
+  params->add_option("--depth", cfg.depth, "ViT blocks (0: the preset's)");
+  params->add_option("--heads", cfg.heads, "ViT attention heads (0: the preset's)");
+  params->add_option("--patch-size", cfg.patch_size, "ViT patch / ConvNeXt stem side (0: the preset's)");
+  params->add_option("--mlp-ratio", cfg.mlp_ratio, "MLP hidden size / width (0: the preset's)");
+  params->add_option("--registers", cfg.registers, "ViT register tokens (-1: the preset's)");
   params->add_option("--num-classes", classes, "head classes (0: no head)")->capture_default_str();
   params->add_option("--channels", channels)->capture_default_str();
   params->add_option("--experts", cfg.experts);
   params->add_option("--moe-last", cfg.moe_last);
   params->add_option("--moe-blocks", cfg.moe_blocks)->delimiter(',');
   params->add_flag("--moe-every-second", cfg.moe_every_second);
+  params->add_option("--moe-placement", cfg.moe_placement, "every2, last2, last3, stage");
   params->add_option("--top-k", cfg.top_k)->capture_default_str();
   params->add_flag("--shared-expert", cfg.shared_expert);
   params->add_option("--routing", cfg.routing)->capture_default_str();

@@ -251,6 +251,69 @@ TEST(Train, UnreadableImagesAreSkippedWarnedAndCounted) {
   fs::remove_all(dir);
 }
 
+// The second model family through the same app code: a ConvNeXt-MoE (pixel routing, the
+// Sweet-spot "last2" placement) trains, pauses and resumes step for step, and its checkpoint
+// rebuilds the model for evaluation, with a routing heatmap per MoE layer.
+TEST(Train, ConvNeXtMoETrainsResumesAndEvaluates) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_convnext_" + std::to_string(::getpid()));
+  app::RunConfig c = tiny_folder_run(dir);
+  c.model = "convnext_cifar";
+  c.patch_size = 1;  // a 1x1 stem: 8x8 images give 8x8 to 1x1 maps
+  c.width = 8;
+  c.depth = c.heads = 0;
+  c.moe_last = 0;
+  c.moe_placement = "last2";
+  c.routing = "token";
+  c.epochs = 2;
+  const int64_t steps = 8;  // 4 per epoch
+  {
+    app::RunConfig straight = c;
+    straight.out = (dir / "straight").string();
+    straight.final_eval = false;
+    app::Trainer t(straight);
+    ASSERT_EQ(t.run(), 0);
+    EXPECT_EQ(t.step(), steps);
+  }
+  {
+    app::Trainer first(c);
+    first.pause_at(steps / 2);
+    ASSERT_EQ(first.run(), 0);
+  }
+  app::RunConfig again = c;
+  again.resume = (fs::path(c.out) / "last.safetensors").string();
+  app::Trainer second(again);
+  EXPECT_EQ(second.step(), steps / 2);
+  ASSERT_EQ(second.run(), 0);
+  const auto a = model_tensors((dir / "straight" / "final.safetensors").string());
+  const auto b = model_tensors((fs::path(c.out) / "final.safetensors").string());
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(a.count("model.stages.3.blocks.1.moe.fc1_weight"), 1u);
+  for (const auto& [name, t] : a) EXPECT_TRUE(vimoe::testing::all_close(b.at(name), t, 0, 0)) << name;
+
+  const app::LoadedRun run = app::load_run((fs::path(c.out) / "final.safetensors").string(), Device::cpu());
+  EXPECT_EQ(run.model->config().at("name"), "convnext_cifar");
+  EXPECT_EQ(run.model->moe_config().blocks, (std::vector<int64_t>{5, 7}));
+  EXPECT_EQ(run.model->routing_unit(), "pixels");
+  data::LoaderOptions opts;
+  opts.batch_size = 4;
+  opts.shuffle = false;
+  const app::Datasets data = app::open_datasets(run.config);
+  opts.transform = app::eval_transform(run.config, data, run.model->input().image_size, run.model->input().channels);
+  data::Loader loader(data.val, opts);
+  const app::EvalResult r = app::evaluate(*run.model, loader, Device::cpu(), false);
+  EXPECT_EQ(r.images, 16);
+  ASSERT_EQ(r.routing_counts.size(), 2u);
+  int64_t decisions = 0;
+  for (const auto& row : r.routing_counts[1])
+    for (int64_t n : row) decisions += n;
+  EXPECT_EQ(decisions, 16 * 1 * 1) << "stage 3 sees 1x1 maps: one pixel decision per image";
+  const nlohmann::json summary = app::write_eval_report(r, data.val->class_names(), *run.model, (dir / "eval").string());
+  EXPECT_TRUE(fs::exists(dir / "eval" / "routing_block5.png"));
+  EXPECT_TRUE(fs::exists(dir / "eval" / "routing_block7.csv"));
+  EXPECT_EQ(summary.at("model").at("total_params").get<int64_t>(), run.model->num_parameters());
+  fs::remove_all(dir);
+}
+
 // A finished run extended by more epochs: it continues from its last step with the longer
 // schedule, its earlier final evaluation becomes that epoch's validation, and it ends with
 // a final evaluation of its own; a new run into the same directory is refused.
