@@ -268,7 +268,7 @@ stage_tests() {
   stage_verdict 2 $rc
 }
 
-# Small shapes only: the ViT-S/14 rows ("ViTS14") and the full-model tests would take the
+# Small shapes only: the real-size rows ("Large": ViT-S/14, ConvNeXt-T) and the full-model tests would take the
 # sanitizers' slowdown (10-100x on memory-bound kernels) far past the budget.
 stage_sanitizer() {
   local t=$1 log rc1 rc2 rc3 errors hazards t_mem
@@ -278,10 +278,10 @@ stage_sanitizer() {
   local -a tool=("$sanitizer" --error-exitcode 99 --print-limit 20)
   t_mem=$((t * 60 / 100))
   # memcheck: every small op-parity row, then the other kernel tests.
-  timed $((t_mem * 3 / 4)) "$log" "${tool[@]}" --tool memcheck "$parity_bin" --gtest_brief=1 --gtest_filter='-*ViTS14*'
+  timed $((t_mem * 3 / 4)) "$log" "${tool[@]}" --tool memcheck "$parity_bin" --gtest_brief=1 --gtest_filter='-*Large*'
   rc1=$?
   timed $((t_mem / 4)) "$log" "${tool[@]}" --tool memcheck "$gpu_tests" --gtest_brief=1 \
-    --gtest_filter='-*ViTS14*:Dinov2Parity.*:VitCuda.*'
+    --gtest_filter='-*Large*:Dinov2Parity.*:VitCuda.*'
   rc2=$?
   errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$log" | awk '{s += $1} END {if (NR) print s}')
   fig 3 memcheck_errors "${errors:-null}"
@@ -293,7 +293,7 @@ stage_sanitizer() {
     filter+="OpParity/Table.CudaMatchesTheCpu/${f}_*:"
   done
   timed $((t - t_mem)) "$log" "${tool[@]}" --tool racecheck "$parity_bin" --gtest_brief=1 \
-    --gtest_filter="${filter%:}:-*ViTS14*"
+    --gtest_filter="${filter%:}:-*Large*"
   rc3=$?
   hazards=$(sed -n 's/.*RACECHECK SUMMARY: \([0-9]*\) hazard.*/\1/p' "$log" | tail -1)
   fig 3 racecheck_hazards "${hazards:-null}"

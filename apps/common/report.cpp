@@ -113,8 +113,8 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     layers.push_back({{"block", r.moe_blocks[l]}, {"load", load}});
   }
   summary["moe_layers"] = layers;
-  if (!r.routing_counts.empty()) {
-    // The routing degree: how many expert combinations the model could express, C(N, k)^L,
+  if (!r.routing_counts.empty() && model.routing_unit() == "images") {
+    // Image routing only (a path is one image's experts through the layers): the routing degree: how many expert combinations the model could express, C(N, k)^L,
     // against how many distinct ones the evaluation images actually took.
     double combos = 1;
     for (int64_t i = 0; i < moe.top_k; ++i) combos = combos * static_cast<double>(moe.experts - i) / (i + 1);

@@ -124,6 +124,24 @@ void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, i
              expr, " at ", file, ":", line);
 }
 
+#ifdef VIMOE_WITH_CUDNN
+cudnnHandle_t cudnn() {
+  static cudnnHandle_t h = [] {
+    VIMOE_CHECK(is_available(), "CUDA requested but unavailable: ", unavailable_reason());
+    cudnnHandle_t created;
+    VIMOE_CUDNN_CHECK(cudnnCreate(&created));
+    VIMOE_CUDNN_CHECK(cudnnSetStream(created, stream()));
+    return created;
+  }();
+  return h;
+}
+
+void throw_cudnn_error(cudnnStatus_t st, const char* expr, const char* file, int line) {
+  VIMOE_FAIL("cuDNN error ", cudnnGetErrorString(st), " (status ", static_cast<int>(st), ") in ", expr, " at ", file,
+             ":", line);
+}
+#endif
+
 #else  // CPU-only build
 
 int driver_version() { return 0; }

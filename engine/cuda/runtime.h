@@ -10,6 +10,9 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#ifdef VIMOE_WITH_CUDNN
+#include <cudnn.h>
+#endif
 #endif
 
 namespace vimoe::cuda {
@@ -54,6 +57,11 @@ Workspace gemm_workspace();
 
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line);
 [[noreturn]] void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, int line);
+#ifdef VIMOE_WITH_CUDNN
+// The cuDNN handle bound to stream() (created on first use).
+cudnnHandle_t cudnn();
+[[noreturn]] void throw_cudnn_error(cudnnStatus_t st, const char* expr, const char* file, int line);
+#endif
 #endif
 
 }  // namespace vimoe::cuda
@@ -66,6 +74,14 @@ Workspace gemm_workspace();
     if (vimoe_err_ != cudaSuccess)                                                   \
       ::vimoe::cuda::throw_cuda_error(vimoe_err_, #expr, __FILE__, __LINE__);        \
   } while (0)
+#ifdef VIMOE_WITH_CUDNN
+#define VIMOE_CUDNN_CHECK(expr)                                                      \
+  do {                                                                               \
+    cudnnStatus_t vimoe_st_ = (expr);                                                \
+    if (vimoe_st_ != CUDNN_STATUS_SUCCESS)                                           \
+      ::vimoe::cuda::throw_cudnn_error(vimoe_st_, #expr, __FILE__, __LINE__);        \
+  } while (0)
+#endif
 #define VIMOE_CUBLAS_CHECK(expr)                                                     \
   do {                                                                               \
     cublasStatus_t vimoe_st_ = (expr);                                               \

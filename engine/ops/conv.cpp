@@ -4,7 +4,13 @@
 #include "engine/autograd.h"
 #include "engine/cpu/conv.h"
 #include "engine/ops/common.h"
+#include "engine/ops/elementwise.h"
 #include "engine/ops/linalg.h"
+#include "engine/ops/reduce.h"
+#ifdef VIMOE_WITH_CUDNN
+#include "engine/cuda/runtime.h"
+#include "kernels/conv.h"
+#endif
 #include "engine/profiler.h"
 
 namespace vimoe {
@@ -13,16 +19,44 @@ namespace {
 
 constexpr const char* kOp = "conv2d";
 
-// The CUDA path goes through cuDNN and is not written yet; until it is, a CUDA tensor is
-// refused loudly rather than copied to the host behind the caller's back.
-[[noreturn]] void no_cuda_path(const Tensor& x) {
-  VIMOE_FAIL(kOp, ": the CUDA path (cuDNN) is not built yet; x ", describe(x),
-             " is on a CUDA device (move it and the weights to the CPU)");
+#ifdef VIMOE_WITH_CUDNN
+kernels::Conv2dDims dims_of(const cpu::Conv2dShape& s) {
+  return {s.n,        s.c_in,     s.h,     s.w,     s.c_out, s.kh,     s.kw, s.stride_h,
+          s.stride_w, s.pad_h,    s.pad_w, s.dil_h, s.dil_w, s.groups, s.oh, s.ow};
 }
 
-void forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y, const cpu::Conv2dShape& s) {
-  if (!x.device().is_cpu()) no_cuda_path(x);
-  cpu::conv2d_forward(x, w, b, y, s);
+// cuDNN's scratch, from the engine's stream-ordered allocator: `holder` keeps it until the
+// launch has been enqueued, and a block freed after that is reused only by later work.
+kernels::WorkspaceFn workspace_into(Tensor& holder, Device device) {
+  return [&holder, device](size_t bytes) {
+    holder = Tensor::empty({static_cast<int64_t>(bytes)}, TensorOptions(DType::U8, device));
+    return holder.data_ptr();
+  };
+}
+#else
+// Built without cuDNN: a CUDA tensor is refused loudly rather than copied to the host
+// behind the caller's back.
+[[noreturn]] void no_cuda_path(const Tensor& x) {
+  VIMOE_FAIL(kOp, ": this build has no cuDNN, which the CUDA path needs; x ", describe(x),
+             " is on a CUDA device (install cuDNN for the CUDA toolkit and rebuild, or move the tensors to the CPU)");
+}
+#endif
+
+Tensor forward(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Conv2dShape& s) {
+  Tensor y = Tensor::empty({s.n, s.c_out, s.oh, s.ow}, TensorOptions(x.dtype(), x.device()));
+  if (s.n == 0) return y;
+  if (x.device().is_cpu()) {
+    cpu::conv2d_forward(x, w, b, y, s);
+    return y;
+  }
+#ifdef VIMOE_WITH_CUDNN
+  Tensor scratch;
+  VIMOE_CUDNN_CHECK(kernels::conv2d_forward(cuda::cudnn(), x.dtype(), dims_of(s), x.data_ptr(), w.data_ptr(),
+                                            y.data_ptr(), workspace_into(scratch, x.device())));
+  return b.defined() ? y + b.view({1, s.c_out, 1, 1}) : y;
+#else
+  no_cuda_path(x);
+#endif
 }
 
 std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& w, const cpu::Conv2dShape& s,
@@ -38,9 +72,23 @@ std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& 
     if (db.defined()) db.zero_();
     return {dx, dw, db};
   }
-  if (!x.device().is_cpu()) no_cuda_path(x);
-  cpu::conv2d_backward(dy, x, w, dx, dw, db, s);
+  if (x.device().is_cpu()) {
+    cpu::conv2d_backward(dy, x, w, dx, dw, db, s);
+    return {dx, dw, db};
+  }
+#ifdef VIMOE_WITH_CUDNN
+  Tensor scratch;
+  if (need_x)
+    VIMOE_CUDNN_CHECK(kernels::conv2d_backward_data(cuda::cudnn(), x.dtype(), dims_of(s), dy.data_ptr(), w.data_ptr(),
+                                                    dx.data_ptr(), workspace_into(scratch, x.device())));
+  if (need_w)
+    VIMOE_CUDNN_CHECK(kernels::conv2d_backward_filter(cuda::cudnn(), x.dtype(), dims_of(s), dy.data_ptr(),
+                                                      x.data_ptr(), dw.data_ptr(), workspace_into(scratch, x.device())));
+  if (need_b) db = sum(dy, {0, 2, 3});  // a deterministic reduction in the engine's own kernel
   return {dx, dw, db};
+#else
+  no_cuda_path(x);
+#endif
 }
 
 }  // namespace
@@ -107,8 +155,7 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, con
     x = x_in.contiguous().detach();
     w = w_in.contiguous().detach();
     if (b_in.defined()) b = b_in.contiguous().detach();
-    y = Tensor::empty({s.n, s.c_out, s.oh, s.ow}, TensorOptions(x.dtype(), x.device()));
-    if (s.n > 0) forward(x, w, b, y, s);
+    y = forward(x, w, b, s);
   }
   const bool need_x = x_in.requires_grad(), need_w = w_in.requires_grad();
   const bool need_b = b_in.defined() && b_in.requires_grad();

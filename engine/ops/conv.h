@@ -9,8 +9,9 @@
 // bf16 with f32 accumulation, like matmul. Differentiable in x, weight and bias. CPU
 // reference: engine/cpu/conv.cpp. A non-overlapping patchify (kernel == stride, no padding,
 // dilation 1, groups 1, the kernel tiling the input) runs as a reshape and one GEMM (matmul)
-// on either device and returns a non-contiguous NCHW view. The CUDA path for other
-// convolutions (cuDNN) is not written yet: CUDA tensors are refused with an error saying so.
+// on either device and returns a non-contiguous NCHW view. Other convolutions run on CUDA
+// through cuDNN (kernels/conv.h: deterministic algorithms, no TF32 for f32); a build without
+// cuDNN refuses CUDA tensors with an error saying so.
 #pragma once
 #include <array>
 #include <cstdint>

@@ -178,7 +178,7 @@ std::string OpCase::test_name() const {
     if (!in.make || !in.shape.empty()) raw += dtype_name(in.dtype);
     raw += view_tag(in.view);
   }
-  if (large) raw += "_ViTS14";
+  if (large) raw += "_Large";
   std::string out;
   for (char ch : raw) {
     const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');

@@ -95,8 +95,8 @@ struct OpCase {
   // The inputs' values derive from it. The table sets it to the row's position in its family
   // (from 1), so row files need not number their rows.
   uint64_t seed = 1;
-  // A row whose shapes are the ViT-S/14 training sizes. Its name carries "ViTS14" so that
-  // runs that must stay short (memory checkers) can filter it out.
+  // A row whose shapes are a real model's training sizes (ViT-S/14, ConvNeXt-T). Its name
+  // carries "Large" so that runs that must stay short (memory checkers) can filter it out.
   bool large = false;
   // Set while the op has no CUDA path yet: why, as the GPU driver's skip message says. The
   // CPU suite checks that no kernels/<family>.cu exists for such a row, so the flag goes when
