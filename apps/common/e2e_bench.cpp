@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <functional>
 
+#include "apps/common/timing.h"
 #include "apps/common/trainer.h"
 #include "engine/engine.h"
 #include "engine/optim/adamw.h"
@@ -33,17 +34,6 @@ RunConfig model_config(const E2EOptions& o, const std::string& name) {
     VIMOE_CHECK(name == "dense", "e2e: models are dense and moe, found \"", name, "\"");
   }
   return c;
-}
-
-// Milliseconds per call of `fn` over `steps` calls after `warmup` untimed ones. The engine's
-// stream runs in order, so host time between two synchronisations is device time.
-double time_ms(const std::function<void()>& fn, int warmup, int steps) {
-  for (int i = 0; i < warmup; ++i) fn();
-  cuda::synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < steps; ++i) fn();
-  cuda::synchronize();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / steps;
 }
 
 // Runs `measure` with the allocator's peaks reset (after handing cached blocks back, so the

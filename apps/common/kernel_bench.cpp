@@ -1,8 +1,8 @@
 #include "apps/common/kernel_bench.h"
 
-#include <chrono>
 #include <functional>
 
+#include "apps/common/timing.h"
 #include "engine/engine.h"
 #include "engine/optim/adamw.h"
 
@@ -10,16 +10,8 @@ namespace vimoe::app {
 
 namespace {
 
-// Mean milliseconds per call of `fn`, after warm-up, measured around a synchronised batch of
-// calls (the engine's stream is in order, so host time across a synchronise is device time).
 double time_ms(const std::function<void()>& fn, const KernelBenchOptions& o) {
-  for (int i = 0; i < o.warmup; ++i) fn();
-  cuda::synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < o.iters; ++i) fn();
-  cuda::synchronize();
-  const auto t1 = std::chrono::steady_clock::now();
-  return std::chrono::duration<double, std::milli>(t1 - t0).count() / o.iters;
+  return app::time_ms(fn, o.warmup, o.iters);
 }
 
 std::string dims(std::initializer_list<int64_t> d) {

@@ -4,29 +4,20 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <set>
 
 #include "apps/common/run_dir.h"
-#include "data/cifar.h"
-#include "data/idx.h"
-#include "data/image_folder.h"
 #include "engine/autocast.h"
 #include "engine/autograd.h"
-#include "engine/cuda/runtime.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops/elementwise.h"
-#include "engine/ops/index.h"
 #include "engine/ops/loss.h"
 #include "engine/ops/random.h"
-#include "engine/ops/reduce.h"
-#include "engine/ops/softmax.h"
 #include "engine/profiler.h"
-#include "models/factory.h"
 
 namespace vimoe::app {
 
@@ -43,213 +34,6 @@ void install_interrupt_handler() {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-// ---- data ------------------------------------------------------------------------------
-
-Datasets open_datasets(const RunConfig& cfg) {
-  Datasets d;
-  const std::string& dir = cfg.data_dir;
-  if (cfg.dataset == "fashion-mnist" || cfg.dataset == "mnist") {
-    const bool fashion = cfg.dataset == "fashion-mnist";
-    auto open = [&](const char* split) {
-      if (fashion) return dir.empty() ? data::IdxDataset::fashion_mnist(split) : data::IdxDataset::fashion_mnist(split, dir);
-      VIMOE_CHECK(!dir.empty(), "--dataset mnist needs --data-dir");
-      return data::IdxDataset::mnist(split, dir);
-    };
-    d.train = std::make_shared<data::IdxDataset>(open("train"));
-    d.val = std::make_shared<data::IdxDataset>(open("test"));
-    d.channels = 1;
-    d.native_size = 28;
-  } else if (cfg.dataset == "cifar10" || cfg.dataset == "cifar100") {
-    VIMOE_CHECK(!dir.empty(), "--dataset ", cfg.dataset, " needs --data-dir (the extracted binary archive)");
-    if (cfg.dataset == "cifar10") {
-      d.train = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar10(dir, "train"));
-      d.val = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar10(dir, "test"));
-    } else {
-      d.train = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar100(dir, "train"));
-      d.val = std::make_shared<data::CifarDataset>(data::CifarDataset::cifar100(dir, "test"));
-    }
-    d.channels = 3;
-    d.native_size = 32;
-  } else if (cfg.dataset == "folder") {
-    VIMOE_CHECK(!dir.empty() && !cfg.val_dir.empty(), "--dataset folder needs --data-dir and --val-dir");
-    auto train = std::make_shared<data::ImageFolder>(dir);
-    auto val = std::make_shared<data::ImageFolder>(cfg.val_dir);
-    VIMOE_CHECK(train->class_names() == val->class_names(), "--data-dir and --val-dir have different class folders");
-    d.train = train;
-    d.val = val;
-    d.channels = 3;
-    // Small square images of one size (CIFAR as a folder) are kept at their size with the
-    // small-image augmentation; larger ones, even pre-resized, get the ImageNet-style crops.
-    constexpr int64_t kSmallImage = 64;
-    const int64_t side = train->native_size();
-    d.native_size = side == val->native_size() && side <= kSmallImage ? side : 0;
-  } else {
-    VIMOE_FAIL("unknown --dataset \"", cfg.dataset, "\" (expected fashion-mnist, mnist, cifar10, cifar100 or folder)");
-  }
-  return d;
-}
-
-Normalization normalization(const RunConfig& cfg) {
-  const auto imagenet = Normalization{{data::kImageNetMean.begin(), data::kImageNetMean.end()},
-                                      {data::kImageNetStd.begin(), data::kImageNetStd.end()}};
-  // The training sets' own statistics (torchvision's usual constants).
-  const Normalization cifar10{{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
-  const Normalization cifar100{{0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}};
-  const Normalization mnist{{0.1307f}, {0.3081f}}, fashion{{0.2860f}, {0.3530f}};
-  std::string which = cfg.normalize;
-  if (which == "auto") {
-    // A pretrained backbone expects the statistics it was trained with; an image folder's
-    // own are unknown, so photographs get ImageNet's (a CIFAR folder: say --normalize cifar10).
-    if (cfg.init != "scratch" || cfg.dataset == "folder") which = "imagenet";
-    else which = cfg.dataset;
-  }
-  if (which == "imagenet") return imagenet;
-  if (which == "cifar10") return cifar10;
-  if (which == "cifar100") return cifar100;
-  if (which == "mnist") return mnist;
-  if (which == "fashion-mnist") return fashion;
-  VIMOE_FAIL("--normalize must be auto, imagenet, cifar10, cifar100, mnist or fashion-mnist, found \"",
-             cfg.normalize, "\"");
-}
-
-namespace {
-
-// The dataset's statistics apply to its own channels; expanding grey to RGB replicates them.
-Normalization for_channels(Normalization s, int64_t channels) {
-  if (static_cast<int64_t>(s.mean.size()) == channels) return s;
-  return {std::vector<float>(channels, s.mean[0]), std::vector<float>(channels, s.std[0])};
-}
-
-}  // namespace
-
-data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels) {
-  const Normalization s = for_channels(normalization(cfg), channels);
-  if (d.native_size == size) {
-    // Small native images: photographs (CIFAR, a folder of them) get the usual shift by up
-    // to 1/8 of the side (4 pixels at 32: torchvision's RandomCrop(32, padding=4), drawn per
-    // image) and flips; Fashion-MNIST's centred items flips only; digits nothing (they are
-    // not mirror-symmetric). Zero padding is the default because it is RandomCrop's and the
-    // one the common CIFAR recipes use; reflection keeps borders free of black bands, for
-    // recipes that pad that way. Padding comes before normalisation, as in torchvision, so
-    // a zero-padded pixel is black, not the mean colour. The shift keeps the native size: a
-    // RandomResizedCrop at 32 x 32 (the photo pipeline below) throws away too much of an
-    // image that small.
-    std::vector<data::Transform> steps;
-    const bool photos = cfg.dataset != "mnist" && cfg.dataset != "fashion-mnist";
-    VIMOE_CHECK(cfg.crop_padding == "zero" || cfg.crop_padding == "reflect",
-                "--crop-padding must be zero or reflect, found \"", cfg.crop_padding, "\"");
-    const data::Padding pad = cfg.crop_padding == "reflect" ? data::Padding::Reflect : data::Padding::Zero;
-    if (photos) steps.push_back(data::tf::random_crop(size, size, size / 8, pad));
-    if (cfg.dataset != "mnist") steps.push_back(data::tf::random_hflip());
-    steps.push_back(data::tf::channels(channels));
-    steps.push_back(data::tf::normalize(s.mean, s.std));
-    return data::tf::compose(steps);
-  }
-  return data::train_transform(size, channels, s.mean, s.std);
-}
-
-data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels) {
-  const Normalization s = for_channels(normalization(cfg), channels);
-  if (d.native_size == size)
-    return data::tf::compose({data::tf::channels(channels), data::tf::normalize(s.mean, s.std)});
-  return data::eval_transform(size, size * 8 / 7, channels, s.mean, s.std);
-}
-
-Device pick_device(const std::string& name) {
-  if (name == "cpu") return Device::cpu();
-  if (name == "cuda") {
-    VIMOE_CHECK(cuda::is_available(), "--device cuda: ", cuda::unavailable_reason());
-    return Device::cuda();
-  }
-  VIMOE_CHECK(name == "auto", "--device must be auto, cpu or cuda, found ", name);
-  return cuda::is_available() ? Device::cuda() : Device::cpu();
-}
-
-std::optional<DType> autocast_type(const std::string& precision, Device device) {
-  VIMOE_CHECK(precision == "auto" || precision == "f32" || precision == "bf16",
-              "--precision must be auto, f32 or bf16, found ", precision);
-  if (precision == "bf16" || (precision == "auto" && device.is_cuda())) return DType::BF16;
-  return std::nullopt;
-}
-
-// ---- model and optimiser ---------------------------------------------------------------
-
-std::shared_ptr<models::ImageModel> build_model(const RunConfig& cfg, int64_t num_classes, int64_t channels) {
-  auto model = models::create_model(cfg.model, cfg.model_options(num_classes, channels));
-  model->init_weights(cfg.seed);
-  if (cfg.init != "scratch") std::fprintf(stderr, "%s\n", model->load_pretrained(cfg.init).c_str());
-  return model;
-}
-
-// ---- evaluation ------------------------------------------------------------------------
-
-EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device, bool progress,
-                    std::optional<DType> autocast) {
-  NoGradGuard no_grad;
-  AutocastGuard mixed(autocast.value_or(DType::BF16), autocast.has_value());
-  const bool was_training = model.is_training();
-  model.eval();
-  EvalResult r;
-  const int64_t classes = loader.dataset().num_classes();
-  r.class_total.assign(classes, 0);
-  r.class_correct.assign(classes, 0);
-  double loss_sum = 0;
-  int64_t top1 = 0, top5 = 0;
-  std::set<std::vector<int32_t>> paths;
-  const bool tty = ::isatty(::fileno(stderr));
-  const int64_t epoch = loader.position().epoch;
-  loader.seek(epoch, 0);
-  int64_t done = 0;
-  while (std::optional<data::Batch> b = loader.next()) {
-    r.skipped.insert(r.skipped.end(), b->skipped.begin(), b->skipped.end());
-    const auto out = model.forward(b->images.to(device));
-    const Tensor logits = out.logits.to(DType::F32).cpu();
-    const int64_t B = logits.size(0);
-    loss_sum += cross_entropy(logits, b->labels).item<double>() * static_cast<double>(B);
-    const int64_t k = std::min<int64_t>(5, classes);
-    const std::vector<int64_t> best = topk(logits, k, 1).indices.to_vector<int64_t>();
-    const std::vector<int64_t> labels = b->labels.to_vector<int64_t>();
-    for (int64_t i = 0; i < B; ++i) {
-      ++r.class_total[labels[i]];
-      if (best[i * k] == labels[i]) {
-        ++top1;
-        ++r.class_correct[labels[i]];
-      }
-      for (int64_t j = 0; j < k; ++j) top5 += best[i * k + j] == labels[i];
-    }
-    // Routing: count each image's (or token's) top-1 expert per class and layer.
-    if (r.routing_counts.empty()) {
-      r.moe_blocks = out.moe_blocks;
-      for (const Routing& rt : out.routing)
-        r.routing_counts.emplace_back(classes, std::vector<int64_t>(rt.probs.size(1), 0));
-    }
-    std::vector<std::vector<int32_t>> image_paths(B);
-    for (size_t l = 0; l < out.routing.size(); ++l) {
-      const Tensor ids = out.routing[l].expert_ids.select(1, 0).contiguous().cpu();
-      const std::vector<int32_t> e = ids.to_vector<int32_t>();
-      const int64_t per_image = static_cast<int64_t>(e.size()) / B;
-      for (int64_t i = 0; i < B; ++i)
-        for (int64_t t = 0; t < per_image; ++t) ++r.routing_counts[l][labels[i]][e[i * per_image + t]];
-      if (per_image == 1)
-        for (int64_t i = 0; i < B; ++i) image_paths[i].push_back(e[i]);
-    }
-    if (!out.routing.empty() && !image_paths[0].empty())
-      for (auto& p : image_paths) paths.insert(p);
-    done += B;
-    if (progress && tty)
-      std::fprintf(stderr, "\r  evaluating %lld/%lld", static_cast<long long>(done + static_cast<int64_t>(r.skipped.size())),
-                   static_cast<long long>(loader.dataset().size()));
-  }
-  if (progress && tty) std::fprintf(stderr, "\n");
-  r.images = done;
-  r.loss = done ? loss_sum / static_cast<double>(done) : 0;
-  r.top1 = done ? static_cast<double>(top1) / static_cast<double>(done) : 0;
-  r.top5 = done ? static_cast<double>(top5) / static_cast<double>(done) : 0;
-  r.distinct_paths = static_cast<int64_t>(paths.size());
-  model.train(was_training);
-  return r;
-}
 
 // ---- the trainer -----------------------------------------------------------------------
 
@@ -489,43 +273,6 @@ int Trainer::run() {
                {"skipped_val_images", val_skipped}, {"final", true}});
   std::printf("%s\n", final_path.c_str());
   return 0;
-}
-
-// ---- checkpoints -----------------------------------------------------------------------
-
-void Trainer::save_checkpoint(const std::string& path) const {
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& [n, t] : model_->state_dict()) tensors.emplace_back("model." + n, t);
-  for (const auto& [n, t] : optimizer_->state_dict()) tensors.emplace_back("optim." + n, t);
-  const Generator::State g = default_generator().state();
-  const data::LoaderPosition pos = train_loader_->position();
-  io::save_safetensors(path, tensors,
-                       {{"format", "vimoe-checkpoint-1"},
-                        {"config", to_json(cfg_).dump()},
-                        {"model", model_->config().dump()},
-                        {"step", std::to_string(step_)},
-                        {"epoch", std::to_string(pos.epoch)},
-                        {"batch", std::to_string(pos.batch)},
-                        {"generator_seed", std::to_string(g.seed)},
-                        {"generator_calls", std::to_string(g.calls)}});
-}
-
-void Trainer::load_checkpoint(const std::string& path) {
-  const io::SafetensorsFile f = io::SafetensorsFile::open(path);
-  VIMOE_CHECK(f.metadata().count("format") && f.metadata().at("format") == "vimoe-checkpoint-1", path,
-              ": not a vimoe training checkpoint");
-  std::map<std::string, Tensor> model_state, optim_state;
-  for (const std::string& n : f.names()) {
-    if (n.rfind("model.", 0) == 0) model_state.emplace(n.substr(6), f.get(n));
-    else if (n.rfind("optim.", 0) == 0) optim_state.emplace(n.substr(6), f.get(n));
-  }
-  model_->load_state_dict(model_state);
-  optimizer_->load_state_dict(optim_state);
-  const auto& meta = f.metadata();
-  step_ = std::stoll(meta.at("step"));
-  train_loader_->seek(std::stoll(meta.at("epoch")), std::stoll(meta.at("batch")));
-  default_generator().set_state({std::stoull(meta.at("generator_seed")), std::stoull(meta.at("generator_calls"))});
-  std::fprintf(stderr, "resumed %s at step %lld\n", path.c_str(), static_cast<long long>(step_));
 }
 
 }  // namespace vimoe::app

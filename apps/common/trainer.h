@@ -1,6 +1,7 @@
-// The training and evaluation driver behind vimoe-train and vimoe-eval: builds the data,
-// the model and the optimiser from a RunConfig, runs the loop with progress, metrics and
-// atomic checkpoints, and resumes exactly from a checkpoint.
+// The training driver behind vimoe-train: builds the data (run_data.h), the model
+// (run_model.h) and the optimiser from a RunConfig, runs the loop with progress, metrics,
+// validation (evaluate.h) and atomic checkpoints (checkpoint.cpp), and resumes exactly from a
+// checkpoint.
 #pragma once
 #include <atomic>
 #include <fstream>
@@ -10,62 +11,17 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/evaluate.h"
 #include "apps/common/run_config.h"
+#include "apps/common/run_data.h"
+#include "apps/common/run_model.h"
 #include "apps/common/train_step.h"
-#include "data/dataset.h"
 #include "data/loader.h"
 #include "engine/optim/adamw.h"
 #include "engine/optim/schedule.h"
 #include "models/model.h"
 
 namespace vimoe::app {
-
-struct Datasets {
-  std::shared_ptr<const data::Dataset> train, val;
-  int64_t channels = 3;      // what the images carry
-  int64_t native_size = 0;   // their side when all are square and share one (IDX, CIFAR), else 0
-};
-Datasets open_datasets(const RunConfig& cfg);
-
-// Per-channel mean and std the images are normalised with (after augmentation, on [0, 1]
-// pixel values, as torchvision's Normalize): from --normalize, where auto means the training
-// set's own statistics for the built-in datasets (CIFAR-10's for CIFAR-10, CIFAR-100's for
-// CIFAR-100, ...) and ImageNet's for image folders and whenever DINOv2 weights are loaded.
-struct Normalization {
-  std::vector<float> mean, std;
-};
-Normalization normalization(const RunConfig& cfg);
-
-// The loaders' per-sample transforms: light augmentation at the native size for small
-// images, ImageNet-style crops for large ones; normalised with the dataset's statistics
-// (ImageNet's when starting from DINOv2).
-data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
-data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
-
-Device pick_device(const std::string& name);  // auto | cpu | cuda
-// The autocast type a run's forward passes use on `device` (nullopt: plain f32), from
-// --precision: auto is bf16 on CUDA and f32 on the CPU.
-std::optional<DType> autocast_type(const std::string& precision, Device device);
-
-// The run's model from the factory (--model and its options), initialised from --seed by the
-// family's from-scratch recipe, then with --init's pretrained weights when given (the import
-// report goes to stderr).
-std::shared_ptr<models::ImageModel> build_model(const RunConfig& cfg, int64_t num_classes, int64_t channels);
-
-struct EvalResult {
-  double loss = 0, top1 = 0, top5 = 0;
-  int64_t images = 0;
-  std::vector<int64_t> class_total, class_correct;
-  // Per MoE layer: [classes x experts] counts of top-1 routing decisions (image-level: one
-  // per image; token-level: one per token), and the set of expert paths images took.
-  std::vector<std::vector<std::vector<int64_t>>> routing_counts;
-  std::vector<int64_t> moe_blocks;
-  int64_t distinct_paths = 0;
-  // Validation images left out because they could not be decoded (not in `images`).
-  std::vector<data::SkippedSample> skipped;
-};
-EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device,
-                    bool progress, std::optional<DType> autocast = std::nullopt);
 
 class Trainer {
  public:

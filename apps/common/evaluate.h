@@ -1,0 +1,27 @@
+// Evaluation of a model on a loader: loss, top-1 / top-5 overall and per class, and the
+// routing decisions per MoE layer by class.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "data/loader.h"
+#include "models/model.h"
+
+namespace vimoe::app {
+
+struct EvalResult {
+  double loss = 0, top1 = 0, top5 = 0;
+  int64_t images = 0;
+  std::vector<int64_t> class_total, class_correct;
+  // Per MoE layer: [classes x experts] counts of top-1 routing decisions (image-level: one
+  // per image; token-level: one per token), and the set of expert paths images took.
+  std::vector<std::vector<std::vector<int64_t>>> routing_counts;
+  std::vector<int64_t> moe_blocks;
+  int64_t distinct_paths = 0;
+  // Validation images left out because they could not be decoded (not in `images`).
+  std::vector<data::SkippedSample> skipped;
+};
+EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device,
+                    bool progress, std::optional<DType> autocast = std::nullopt);
+
+}  // namespace vimoe::app
