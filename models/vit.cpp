@@ -248,8 +248,7 @@ std::shared_ptr<ImageModel> create_vit(const std::string& name, const nlohmann::
   OptionReader r(name, options);
   ViTConfig v = name == "vit" ? ViTConfig{} : preset(name);
   r.allow("name");
-  const bool explicit_hidden = r.get("mlp_hidden", v.mlp_hidden);
-  const bool explicit_grid = r.get("pos_grid", v.pos_grid);
+  const bool explicit_hidden = r.has("mlp_hidden"), explicit_grid = r.has("pos_grid");
 #define X(f) r.get(#f, v.f);
   VIMOE_VIT_FIELDS(X)
 #undef X

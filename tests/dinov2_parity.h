@@ -17,12 +17,6 @@ namespace vimoe::testing {
 namespace fs = std::filesystem;
 using models::ViTConfig;
 
-inline double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
-  return m;
-}
 
 struct Parity {
   double hidden_max_abs, hidden_cos, pooled_cos;

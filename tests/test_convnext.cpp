@@ -18,17 +18,11 @@ using namespace vimoe;
 using namespace vimoe::models;
 using vimoe::testing::all_close;
 using vimoe::testing::cosine;
+using vimoe::testing::max_abs_diff;
 
 namespace fs = std::filesystem;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
-  return m;
-}
 
 // Builds the fixture's model from its engine options, loads timm's weights by name (strictly:
 // every parameter, no extra key) and compares logits and last-stage features in f32.
@@ -84,6 +78,33 @@ TEST(ConvNeXtParity, MicroMatchesTimmOnTheCpu) {
   const fs::path dir = fs::path(VIMOE_SOURCE_DIR) / "tests" / "fixtures" / "convnext_micro_timm";
   ASSERT_TRUE(fs::exists(dir / "io.safetensors")) << "the committed fixture is missing";
   expect_timm_parity(dir);
+}
+
+// load_pretrained reads timm's checkpoint by name; an MoE block's experts start as copies of
+// that block's MLP, and with no MoE block the model gives timm's logits.
+TEST(ConvNeXtParity, PretrainedImportUpcyclesTheMlps) {
+  const fs::path dir = fs::path(VIMOE_SOURCE_DIR) / "tests" / "fixtures" / "convnext_micro_timm";
+  std::ifstream in(dir / "config.json");
+  nlohmann::json options = nlohmann::json::parse(in).at("engine");
+  const std::string weights = (dir / "model.safetensors").string();
+  const io::SafetensorsFile f = io::SafetensorsFile::open(weights);
+  const io::SafetensorsFile io = io::SafetensorsFile::open((dir / "io.safetensors").string());
+  {
+    const auto dense = create_model(options.at("name"), options);
+    EXPECT_NE(dense->load_pretrained(weights).find("loaded"), std::string::npos);
+    dense->eval();
+    NoGradGuard no_grad;
+    EXPECT_LE(max_abs_diff(dense->forward(io.get("input")).logits, io.get("logits")), 1e-4);
+  }
+  options["moe"] = {{"experts", 2}, {"routing", "token"}, {"blocks", {4}}};  // stages.3.blocks.0
+  const auto moe = create_model(options.at("name"), options);
+  const std::string report = moe->load_pretrained(weights);
+  EXPECT_NE(report.find("MoE blocks 4 copied"), std::string::npos) << report;
+  const auto sd = moe->state_dict();
+  const Tensor fc1 = sd.at("stages.3.blocks.0.moe.fc1_weight");
+  for (int64_t e = 0; e < 2; ++e)
+    EXPECT_TRUE(all_close(fc1.select(0, e), f.get("stages.3.blocks.0.mlp.fc1.weight"), 0, 0)) << e;
+  EXPECT_TRUE(all_close(sd.at("stages.2.blocks.1.conv_dw.weight"), f.get("stages.2.blocks.1.conv_dw.weight"), 0, 0));
 }
 
 // timm's convnext_tiny at 224x224 when its fixture has been made (115 MB, not committed).

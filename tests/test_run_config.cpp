@@ -8,6 +8,7 @@
 
 #include "apps/common/config_file.h"
 #include "apps/common/trainer.h"
+#include "models/factory.h"
 #include "tests/test_data_util.h"
 #include "tests/test_util.h"
 
@@ -188,4 +189,23 @@ TEST(RunConfigResume, FixedOptionsConflictNamingEach) {
   app::RunConfig coded;
   coded.moe_last = 1;
   EXPECT_VIMOE_ERROR(app::resume_config(coded, saved, changes), "moe_last");
+}
+
+// A checkpoint from before the model factory stored a ViT's fields without a name; the run's
+// model name and MoE options complete it, and the factory rebuilds that model.
+TEST(RunConfigValues, LegacyModelMetadataRebuildsTheViT) {
+  app::RunConfig run;
+  run.model = "vit_tiny";
+  run.experts = 2;
+  run.moe_last = 1;
+  const nlohmann::json legacy = {{"image_size", 28}, {"patch_size", 4}, {"in_channels", 1}, {"width", 32},
+                                 {"depth", 2}, {"heads", 2}, {"mlp_hidden", 64}, {"registers", 0},
+                                 {"pos_grid", 7}, {"layer_scale_init", 0.1}, {"ln_eps", 1e-6},
+                                 {"drop_path", 0.0}, {"num_classes", 10}, {"head_input", "cls"}};
+  const auto model = models::create_model_from_config(app::stored_model_config(legacy, run));
+  EXPECT_EQ(model->config().at("name"), "vit_tiny");
+  EXPECT_EQ(model->config().at("width"), 32);
+  EXPECT_EQ(model->moe_config().blocks, (std::vector<int64_t>{1}));
+  const nlohmann::json current = model->config();
+  EXPECT_EQ(app::stored_model_config(current, run), current) << "a named configuration is taken as it is";
 }

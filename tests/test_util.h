@@ -91,6 +91,14 @@ inline ::testing::AssertionResult grad_ok(const std::function<Tensor(const std::
   return ::testing::AssertionFailure() << r.message << " (max abs error " << r.max_abs_error << ")";
 }
 
+// The largest |a - b| over two tensors' values (any dtypes and devices), in f64.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
+  return m;
+}
+
 // Cosine similarity of two tensors' values (any dtypes and devices), in f64.
 inline double cosine(const Tensor& a, const Tensor& b) {
   const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
