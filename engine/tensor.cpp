@@ -7,7 +7,7 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/copy.h"
-#include "engine/cuda/runtime.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/reduce.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -40,11 +40,11 @@ void copy_same_device(const Tensor& src, const Tensor& dst) {
     cpu::copy(src, dst);
     return;
   }
-#ifdef VIMOE_WITH_CUDA
-  VIMOE_CUDA_CHECK(kernels::copy_strided(src.storage()->data(), src.dtype(), strided_layout(src),
-                                         dst.storage()->data(), dst.dtype(), strided_layout(dst),
-                                         dst.numel(), cuda::stream()));
-#endif
+  VIMOE_CUDA_PATH("copy_", dst,
+    VIMOE_CUDA_CHECK(kernels::copy_strided(src.storage()->data(), src.dtype(), strided_layout(src),
+                                           dst.storage()->data(), dst.dtype(), strided_layout(dst),
+                                           dst.numel(), cuda::stream()));
+  );
 }
 
 // Fills view strides for `shape` over a tensor laid out as (old_shape, old_strides), merging
@@ -440,10 +440,10 @@ Tensor& Tensor::fill_(double value) {
   if (device().is_cpu()) {
     cpu::fill(*this, value);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::fill(storage()->data(), dtype(), strided_layout(*this), numel(),
-                                   value, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("fill_", *this,
+      VIMOE_CUDA_CHECK(kernels::fill(storage()->data(), dtype(), strided_layout(*this), numel(),
+                                     value, cuda::stream()));
+    );
   }
   return *this;
 }

@@ -1,8 +1,10 @@
-// The CUDA runtime plumbing that works without a GPU: the driver / runtime version rule and
-// what detection reports when no device is usable.
+// The CUDA runtime plumbing that works without a GPU: the driver / runtime version rule,
+// what detection reports when no device is usable, and the one entry to CUDA paths.
 #include <gtest/gtest.h>
 
 #include "engine/cuda/runtime.h"
+#include "engine/ops/cuda_path.h"
+#include "tests/test_util.h"
 
 using namespace vimoe;
 
@@ -25,4 +27,33 @@ TEST(CudaRuntime, WithoutAUsableDeviceTheReasonIsGiven) {
   if (cuda::is_available()) GTEST_SKIP() << "a GPU is present: " << cuda::device_name();
   EXPECT_EQ(cuda::device_count(), 0);
   EXPECT_FALSE(cuda::unavailable_reason().empty());
+}
+
+namespace {
+
+// A front-end's shape: the statements (with a comma, a local and a return) run in a build
+// that has the backend; without it the macro throws instead.
+int cuda_path_probe(const Tensor& t) {
+  VIMOE_CUDA_PATH("probe", t, const int a = 1, b = 2; return a + b;);
+  return 0;
+}
+int cudnn_path_probe(const Tensor& t) {
+  VIMOE_CUDNN_PATH("probe_conv", t, return 7;);
+  return 0;
+}
+
+}  // namespace
+
+TEST(CudaPath, RunsItsStatementsWhereTheBackendIsBuiltAndOtherwiseNamesWhatIsMissing) {
+  const Tensor t = Tensor::zeros({2, 3});
+#ifdef VIMOE_WITH_CUDA
+  EXPECT_EQ(cuda_path_probe(t), 3);
+#else
+  EXPECT_VIMOE_ERROR(cuda_path_probe(t), "probe: ", describe(t).c_str(), "no CUDA backend", "-DVIMOE_ENABLE_CUDA=ON");
+#endif
+#ifdef VIMOE_WITH_CUDNN
+  EXPECT_EQ(cudnn_path_probe(t), 7);
+#else
+  EXPECT_VIMOE_ERROR(cudnn_path_probe(t), "probe_conv: ", describe(t).c_str(), "no cuDNN", "install cuDNN");
+#endif
 }

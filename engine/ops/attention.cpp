@@ -6,8 +6,8 @@
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/attention.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/softmax.h"
@@ -46,15 +46,15 @@ void check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, const char*
 // The fused kernels' operands: check_shapes, and on CUDA what the kernels cover.
 void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
   check_shapes(q, k, v, op);
-#ifdef VIMOE_WITH_CUDA
   if (q.is_cuda()) {
-    VIMOE_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::BF16, op,
-                ": the CUDA kernels take f32 or bf16, found q ", describe(q));
-    VIMOE_CHECK(kernels::attention_head_dim_supported(q.size(3)), op,
-                ": the CUDA kernels support head dim 64 or 128, found head dim ", q.size(3),
-                " (q ", describe(q), ")");
+    VIMOE_CUDA_PATH(op, q,
+      VIMOE_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::BF16, op,
+                  ": the CUDA kernels take f32 or bf16, found q ", describe(q));
+      VIMOE_CHECK(kernels::attention_head_dim_supported(q.size(3)), op,
+                  ": the CUDA kernels support head dim 64 or 128, found head dim ", q.size(3),
+                  " (q ", describe(q), ")");
+    );
   }
-#endif
 }
 
 #ifdef VIMOE_WITH_CUDA
@@ -75,11 +75,11 @@ kernels::AttnLayout layout_of(const Tensor& t) {
 // 16-byte aligned (a view starting at an odd element offset is cloned: the bf16 kernels move
 // rows in 16-byte pieces). The CPU reference reads contiguous tensors.
 Tensor kernel_ready(const Tensor& t) {
-#ifdef VIMOE_WITH_CUDA
-  if (t.is_cuda() && t.numel() > 0 && t.strides()[3] == 1 &&
-      kernels::attention_operand_supported(t.dtype(), t.data_ptr(), layout_of(t)))
-    return t.detach();
-#endif
+  if (t.is_cuda() && t.numel() > 0 && t.strides()[3] == 1) {
+    VIMOE_CUDA_PATH("attention", t,
+      if (kernels::attention_operand_supported(t.dtype(), t.data_ptr(), layout_of(t))) return t.detach();
+    );
+  }
   Tensor c = t.contiguous();
   if (c.is_cuda() && c.numel() > 0 && reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 != 0)
     c = c.clone();
@@ -109,12 +109,12 @@ Forward run_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, 
   if (f.q.device().is_cpu()) {
     cpu::attention_forward(f.q, f.k, f.v, f.out, f.lse, scale);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::attention_forward(
-        dt, f.q.data_ptr(), layout_of(f.q), f.k.data_ptr(), layout_of(f.k), f.v.data_ptr(),
-        layout_of(f.v), f.out.data_ptr(), layout_of(f.out), f.lse.data<float>(), s[0] * s[1],
-        s[1], s[2], s[3], static_cast<float>(scale), cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("attention", f.q,
+      VIMOE_CUDA_CHECK(kernels::attention_forward(
+          dt, f.q.data_ptr(), layout_of(f.q), f.k.data_ptr(), layout_of(f.k), f.v.data_ptr(),
+          layout_of(f.v), f.out.data_ptr(), layout_of(f.out), f.lse.data<float>(), s[0] * s[1],
+          s[1], s[2], s[3], static_cast<float>(scale), cuda::stream()));
+    );
   }
   return f;
 }
@@ -140,12 +140,12 @@ AttentionOutput attention_with_lse(const Tensor& q_arg, const Tensor& k_arg, con
 Tensor attention(const Tensor& q_arg, const Tensor& k_arg, const Tensor& v_arg, double scale) {
   // Cast once here; attention_with_lse's own autocast step then finds nothing to do.
   const Tensor q = autocast::lower(q_arg), k = autocast::lower(k_arg), v = autocast::lower(v_arg);
-#ifdef VIMOE_WITH_CUDA
-  if (q.defined() && q.is_cuda() && q.dim() == 4 &&
-      (!kernels::attention_head_dim_supported(q.size(3)) ||
-       (q.dtype() != DType::F32 && q.dtype() != DType::BF16)))
-    return attention_composed(q, k, v, scale);
-#endif
+  if (q.defined() && q.is_cuda() && q.dim() == 4) {
+    VIMOE_CUDA_PATH("attention", q,
+      if (!kernels::attention_head_dim_supported(q.size(3)) || (q.dtype() != DType::F32 && q.dtype() != DType::BF16))
+        return attention_composed(q, k, v, scale);
+    );
+  }
   return attention_with_lse(q, k, v, scale).out;
 }
 
@@ -194,15 +194,15 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
   if (q.device().is_cpu()) {
     cpu::attention_backward(qc, kc, vc, oc, gc, lc, r.dq, r.dk, r.dv, scale);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    Tensor delta = Tensor::empty(lse_shape, TensorOptions(DType::F32, q.device()));
-    VIMOE_CUDA_CHECK(kernels::attention_backward(
-        q.dtype(), qc.data_ptr(), layout_of(qc), kc.data_ptr(), layout_of(kc), vc.data_ptr(),
-        layout_of(vc), oc.data_ptr(), layout_of(oc), gc.data_ptr(), layout_of(gc),
-        lc.data<float>(), delta.data<float>(), r.dq.data_ptr(), layout_of(r.dq),
-        r.dk.data_ptr(), layout_of(r.dk), r.dv.data_ptr(), layout_of(r.dv), s[0] * s[1], s[1],
-        s[2], s[3], static_cast<float>(scale), cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH(op, q,
+      Tensor delta = Tensor::empty(lse_shape, TensorOptions(DType::F32, q.device()));
+      VIMOE_CUDA_CHECK(kernels::attention_backward(
+          q.dtype(), qc.data_ptr(), layout_of(qc), kc.data_ptr(), layout_of(kc), vc.data_ptr(),
+          layout_of(vc), oc.data_ptr(), layout_of(oc), gc.data_ptr(), layout_of(gc),
+          lc.data<float>(), delta.data<float>(), r.dq.data_ptr(), layout_of(r.dq),
+          r.dk.data_ptr(), layout_of(r.dk), r.dv.data_ptr(), layout_of(r.dv), s[0] * s[1], s[1],
+          s[2], s[3], static_cast<float>(scale), cuda::stream()));
+    );
   }
   return r;
 }

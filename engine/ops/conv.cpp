@@ -4,11 +4,11 @@
 #include "engine/autograd.h"
 #include "engine/cpu/conv.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/reduce.h"
 #ifdef VIMOE_WITH_CUDNN
-#include "engine/cuda/runtime.h"
 #include "kernels/conv.h"
 #endif
 #include "engine/profiler.h"
@@ -33,13 +33,6 @@ kernels::WorkspaceFn workspace_into(Tensor& holder, Device device) {
     return holder.data_ptr();
   };
 }
-#else
-// Built without cuDNN: a CUDA tensor is refused loudly rather than copied to the host
-// behind the caller's back.
-[[noreturn]] void no_cuda_path(const Tensor& x) {
-  VIMOE_FAIL(kOp, ": this build has no cuDNN, which the CUDA path needs; x ", describe(x),
-             " is on a CUDA device (install cuDNN for the CUDA toolkit and rebuild, or move the tensors to the CPU)");
-}
 #endif
 
 Tensor forward(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Conv2dShape& s) {
@@ -49,14 +42,14 @@ Tensor forward(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Con
     cpu::conv2d_forward(x, w, b, y, s);
     return y;
   }
-#ifdef VIMOE_WITH_CUDNN
-  Tensor scratch;
-  VIMOE_CUDNN_CHECK(kernels::conv2d_forward(cuda::cudnn(), x.dtype(), dims_of(s), x.data_ptr(), w.data_ptr(),
-                                            y.data_ptr(), workspace_into(scratch, x.device())));
-  return b.defined() ? y + b.view({1, s.c_out, 1, 1}) : y;
-#else
-  no_cuda_path(x);
-#endif
+  // Built without cuDNN, a CUDA tensor is refused loudly rather than copied to the host
+  // behind the caller's back.
+  VIMOE_CUDNN_PATH(kOp, x,
+    Tensor scratch;
+    VIMOE_CUDNN_CHECK(kernels::conv2d_forward(cuda::cudnn(), x.dtype(), dims_of(s), x.data_ptr(), w.data_ptr(),
+                                              y.data_ptr(), workspace_into(scratch, x.device())));
+    return b.defined() ? y + b.view({1, s.c_out, 1, 1}) : y;
+  );
 }
 
 std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& w, const cpu::Conv2dShape& s,
@@ -76,19 +69,18 @@ std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& 
     cpu::conv2d_backward(dy, x, w, dx, dw, db, s);
     return {dx, dw, db};
   }
-#ifdef VIMOE_WITH_CUDNN
-  Tensor scratch;
-  if (need_x)
-    VIMOE_CUDNN_CHECK(kernels::conv2d_backward_data(cuda::cudnn(), x.dtype(), dims_of(s), dy.data_ptr(), w.data_ptr(),
-                                                    dx.data_ptr(), workspace_into(scratch, x.device())));
-  if (need_w)
-    VIMOE_CUDNN_CHECK(kernels::conv2d_backward_filter(cuda::cudnn(), x.dtype(), dims_of(s), dy.data_ptr(),
-                                                      x.data_ptr(), dw.data_ptr(), workspace_into(scratch, x.device())));
-  if (need_b) db = sum(dy, {0, 2, 3});  // a deterministic reduction in the engine's own kernel
-  return {dx, dw, db};
-#else
-  no_cuda_path(x);
-#endif
+  VIMOE_CUDNN_PATH("conv2d (backward)", x,
+    Tensor scratch;
+    if (need_x)
+      VIMOE_CUDNN_CHECK(kernels::conv2d_backward_data(cuda::cudnn(), x.dtype(), dims_of(s), dy.data_ptr(),
+                                                      w.data_ptr(), dx.data_ptr(), workspace_into(scratch, x.device())));
+    if (need_w)
+      VIMOE_CUDNN_CHECK(kernels::conv2d_backward_filter(cuda::cudnn(), x.dtype(), dims_of(s), dy.data_ptr(),
+                                                        x.data_ptr(), dw.data_ptr(),
+                                                        workspace_into(scratch, x.device())));
+    if (need_b) db = sum(dy, {0, 2, 3});  // a deterministic reduction in the engine's own kernel
+    return {dx, dw, db};
+  );
 }
 
 }  // namespace

@@ -4,8 +4,8 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/elementwise.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/reduce.h"
 #include "engine/profiler.h"
 
@@ -53,11 +53,11 @@ Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in, const
   if (out.device().is_cpu()) {
     cpu::binary(op, p.a, p.b, out);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::binary(op, p.dtype, p.a.storage()->data(), ops::kernel_layout(p.a),
-                                     p.b.storage()->data(), ops::kernel_layout(p.b),
-                                     out.data_ptr(), out.numel(), cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH(name, out,
+      VIMOE_CUDA_CHECK(kernels::binary(op, p.dtype, p.a.storage()->data(), ops::kernel_layout(p.a),
+                                       p.b.storage()->data(), ops::kernel_layout(p.b),
+                                       out.data_ptr(), out.numel(), cuda::stream()));
+    );
   }
   return out;
 }
@@ -73,10 +73,10 @@ Tensor unary_forward(UnaryOp op, const Tensor& x_in, const char* name) {
   if (out.device().is_cpu()) {
     cpu::unary(op, x, out);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::unary(op, dt, x.storage()->data(), ops::kernel_layout(x),
-                                    out.data_ptr(), out.numel(), cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH(name, x,
+      VIMOE_CUDA_CHECK(kernels::unary(op, dt, x.storage()->data(), ops::kernel_layout(x),
+                                      out.data_ptr(), out.numel(), cuda::stream()));
+    );
   }
   return out;
 }
@@ -88,11 +88,11 @@ Tensor compare_forward(CompareOp op, const Tensor& a_in, const Tensor& b_in, con
   if (out.device().is_cpu()) {
     cpu::compare(op, p.a, p.b, out);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::compare(op, p.dtype, p.a.storage()->data(), ops::kernel_layout(p.a),
-                                      p.b.storage()->data(), ops::kernel_layout(p.b),
-                                      out.data<uint8_t>(), out.numel(), cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH(name, out,
+      VIMOE_CUDA_CHECK(kernels::compare(op, p.dtype, p.a.storage()->data(), ops::kernel_layout(p.a),
+                                        p.b.storage()->data(), ops::kernel_layout(p.b),
+                                        out.data<uint8_t>(), out.numel(), cuda::stream()));
+    );
   }
   return out;
 }
@@ -300,13 +300,13 @@ Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
     if (out.device().is_cpu()) {
       cpu::where(c, a, b, out);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      VIMOE_CUDA_CHECK(kernels::where(static_cast<const uint8_t*>(c.storage()->data()),
-                                      ops::kernel_layout(c), dt, a.storage()->data(),
-                                      ops::kernel_layout(a), b.storage()->data(),
-                                      ops::kernel_layout(b), out.data_ptr(), out.numel(),
-                                      cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH("where", out,
+        VIMOE_CUDA_CHECK(kernels::where(static_cast<const uint8_t*>(c.storage()->data()),
+                                        ops::kernel_layout(c), dt, a.storage()->data(),
+                                        ops::kernel_layout(a), b.storage()->data(),
+                                        ops::kernel_layout(b), out.data_ptr(), out.numel(),
+                                        cuda::stream()));
+      );
     }
   }
   autograd::record("where", out, {a_in, b_in},

@@ -5,8 +5,8 @@
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/gelu.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -24,20 +24,14 @@ struct Saved {
   int64_t rows = 0, cols = 0;
 };
 
-#ifdef VIMOE_WITH_CUDA
-// Undefined (optional) tensors reach the kernels as null pointers.
-void* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
-#endif
-
 Tensor gelu_forward(const Saved& s) {
   Tensor out = Tensor::empty(s.x.shape(), TensorOptions(s.x.dtype(), s.x.device()));
   if (s.x.device().is_cpu()) {
     cpu::gelu_forward(s.x, s.bias, out, s.rows, s.cols);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::gelu_forward(s.x.dtype(), s.x.data_ptr(), ptr_or_null(s.bias),
-                                           out.data_ptr(), s.rows, s.cols, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("gelu", s.x,
+                    VIMOE_CUDA_CHECK(kernels::gelu_forward(s.x.dtype(), s.x.data_ptr(), ops::ptr_or_null(s.bias),
+                                                           out.data_ptr(), s.rows, s.cols, cuda::stream())););
   }
   return out;
 }
@@ -57,17 +51,15 @@ std::pair<Tensor, Tensor> gelu_backward(const Saved& s, const Tensor& grad, bool
   if (s.x.device().is_cpu()) {
     cpu::gelu_backward(dy, s.x, s.bias, dx, db, s.rows, s.cols);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    Tensor work;
-    if (need_bias)
-      work = Tensor::empty({kernels::gelu_backward_workspace(s.rows, s.cols)},
-                           TensorOptions(s.x.dtype() == DType::F64 ? DType::F64 : DType::F32,
-                                         s.x.device()));
-    VIMOE_CUDA_CHECK(kernels::gelu_backward(
-        s.x.dtype(), dy.data_ptr(), s.x.data_ptr(), ptr_or_null(s.bias), dx.data_ptr(),
-        ptr_or_null(db), ptr_or_null(work),
-        s.rows, s.cols, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("gelu_backward", s.x,
+      Tensor work;
+      if (need_bias)
+        work = Tensor::empty({kernels::gelu_backward_workspace(s.rows, s.cols)},
+                             TensorOptions(s.x.dtype() == DType::F64 ? DType::F64 : DType::F32, s.x.device()));
+      VIMOE_CUDA_CHECK(kernels::gelu_backward(s.x.dtype(), dy.data_ptr(), s.x.data_ptr(), ops::ptr_or_null(s.bias),
+                                              dx.data_ptr(), ops::ptr_or_null(db), ops::ptr_or_null(work), s.rows,
+                                              s.cols, cuda::stream()));
+    );
   }
   return {dx, db};
 }

@@ -4,8 +4,8 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/index.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -148,18 +148,18 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
     if (out.device().is_cpu()) {
       cpu::concat(inputs, d, out);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      std::vector<kernels::ConcatSource> sources(inputs.size());
-      for (size_t i = 0; i < inputs.size(); ++i) {
-        sources[i].data = inputs[i].storage()->data();
-        sources[i].layout = ops::kernel_layout(inputs[i]);
-        sources[i].start = starts[i];
-        sources[i].size = sizes[i];
-      }
-      VIMOE_CUDA_CHECK(kernels::concat(dt, sources.data(), static_cast<int>(sources.size()),
-                                       out.data_ptr(), product(out_shape, 0, d), out_shape[d],
-                                       product(out_shape, d + 1, out.dim()), cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH(op, out,
+        std::vector<kernels::ConcatSource> sources(inputs.size());
+        for (size_t i = 0; i < inputs.size(); ++i) {
+          sources[i].data = inputs[i].storage()->data();
+          sources[i].layout = ops::kernel_layout(inputs[i]);
+          sources[i].start = starts[i];
+          sources[i].size = sizes[i];
+        }
+        VIMOE_CUDA_CHECK(kernels::concat(dt, sources.data(), static_cast<int>(sources.size()),
+                                         out.data_ptr(), product(out_shape, 0, d), out_shape[d],
+                                         product(out_shape, d + 1, out.dim()), cuda::stream()));
+      );
     }
   }
   autograd::record(op, out, tensors, [d, starts, sizes, wants_grad](const Tensor& g) {
@@ -242,14 +242,14 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
       check_on_host(op, idx, bound, axis_of(d, x));
       cpu::index_select(x, d, idx, out);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      launch_checked(op, idx, bound, axis_of(d, x), out.numel(), [&](unsigned long long* bad) {
-        VIMOE_CUDA_CHECK(kernels::index_select(
-            x.dtype(), x.storage()->data(), ops::kernel_layout(x), idx.dtype(), idx.data_ptr(),
-            idx.numel(), out.data_ptr(), product(x.shape(), 0, d), bound,
-            product(x.shape(), d + 1, x.dim()), bad, cuda::stream()));
-      });
-#endif
+      VIMOE_CUDA_PATH(op, x,
+        launch_checked(op, idx, bound, axis_of(d, x), out.numel(), [&](unsigned long long* bad) {
+          VIMOE_CUDA_CHECK(kernels::index_select(
+              x.dtype(), x.storage()->data(), ops::kernel_layout(x), idx.dtype(), idx.data_ptr(),
+              idx.numel(), out.data_ptr(), product(x.shape(), 0, d), bound,
+              product(x.shape(), d + 1, x.dim()), bad, cuda::stream()));
+        });
+      );
     }
   }
   autograd::record(op, out, {x}, [d, index, shape = x.shape()](const Tensor& g) {
@@ -286,16 +286,16 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
       out = Tensor::empty(x.shape(), TensorOptions(dt, x.device()));
       cpu::index_add(xc, d, idx, sc, out);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      const Tensor buf = accumulation_buffer(xc);
-      launch_checked(op, idx, bound, axis_of(d, x), sc.numel(), [&](unsigned long long* bad) {
-        VIMOE_CUDA_CHECK(kernels::index_add(
-            buf.dtype(), buf.data_ptr(), dt, sc.storage()->data(), ops::kernel_layout(sc),
-            idx.dtype(), idx.data_ptr(), idx.numel(), product(x.shape(), 0, d), bound,
-            product(x.shape(), d + 1, x.dim()), bad, cuda::stream()));
-      });
-      out = buf.to(dt);
-#endif
+      VIMOE_CUDA_PATH(op, x,
+        const Tensor buf = accumulation_buffer(xc);
+        launch_checked(op, idx, bound, axis_of(d, x), sc.numel(), [&](unsigned long long* bad) {
+          VIMOE_CUDA_CHECK(kernels::index_add(
+              buf.dtype(), buf.data_ptr(), dt, sc.storage()->data(), ops::kernel_layout(sc),
+              idx.dtype(), idx.data_ptr(), idx.numel(), product(x.shape(), 0, d), bound,
+              product(x.shape(), d + 1, x.dim()), bad, cuda::stream()));
+        });
+        out = buf.to(dt);
+      );
     }
   }
   autograd::record(op, out, {x, src},
@@ -331,14 +331,14 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
       check_on_host(op, idx, bound, axis_of(d, x));
       cpu::gather(x, d, idx, out);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      const kernels::StridedLayout x_layout = strided_layout(x);
-      launch_checked(op, idx, bound, axis_of(d, x), out.numel(), [&](unsigned long long* bad) {
-        VIMOE_CUDA_CHECK(kernels::gather(x.dtype(), x.storage()->data(), x_layout, idx.dtype(),
-                                         idx.data_ptr(), index_shape(idx), static_cast<int>(d),
-                                         out.data_ptr(), bad, cuda::stream()));
-      });
-#endif
+      VIMOE_CUDA_PATH(op, x,
+        const kernels::StridedLayout x_layout = strided_layout(x);
+        launch_checked(op, idx, bound, axis_of(d, x), out.numel(), [&](unsigned long long* bad) {
+          VIMOE_CUDA_CHECK(kernels::gather(x.dtype(), x.storage()->data(), x_layout, idx.dtype(),
+                                           idx.data_ptr(), index_shape(idx), static_cast<int>(d),
+                                           out.data_ptr(), bad, cuda::stream()));
+        });
+      );
     }
   }
   autograd::record(op, out, {x}, [d, index, shape = x.shape()](const Tensor& g) {
@@ -379,17 +379,17 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
       out = Tensor::empty(x.shape(), TensorOptions(dt, x.device()));
       cpu::scatter_add(xc, d, idx, sc, out);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      const Tensor buf = accumulation_buffer(xc);
-      const kernels::StridedLayout buf_layout = strided_layout(buf), src_layout = strided_layout(sc);
-      launch_checked(op, idx, bound, axis_of(d, x), idx.numel(), [&](unsigned long long* bad) {
-        VIMOE_CUDA_CHECK(kernels::scatter_add(buf.dtype(), buf.storage()->data(), buf_layout, dt,
-                                              sc.storage()->data(), src_layout, idx.dtype(),
-                                              idx.data_ptr(), index_shape(idx),
-                                              static_cast<int>(d), bad, cuda::stream()));
-      });
-      out = buf.to(dt);
-#endif
+      VIMOE_CUDA_PATH(op, x,
+        const Tensor buf = accumulation_buffer(xc);
+        const kernels::StridedLayout buf_layout = strided_layout(buf), src_layout = strided_layout(sc);
+        launch_checked(op, idx, bound, axis_of(d, x), idx.numel(), [&](unsigned long long* bad) {
+          VIMOE_CUDA_CHECK(kernels::scatter_add(buf.dtype(), buf.storage()->data(), buf_layout, dt,
+                                                sc.storage()->data(), src_layout, idx.dtype(),
+                                                idx.data_ptr(), index_shape(idx),
+                                                static_cast<int>(d), bad, cuda::stream()));
+        });
+        out = buf.to(dt);
+      );
     }
   }
   autograd::record(op, out, {x, src},
@@ -430,12 +430,12 @@ Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype) {
     check_on_host(op, idx, num_classes, axis);
     cpu::one_hot(idx, num_classes, out);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    launch_checked(op, idx, num_classes, axis, out.numel(), [&](unsigned long long* bad) {
-      VIMOE_CUDA_CHECK(kernels::one_hot(idx.dtype(), idx.data_ptr(), idx.numel(), num_classes,
-                                        dtype, out.data_ptr(), bad, cuda::stream()));
-    });
-#endif
+    VIMOE_CUDA_PATH(op, idx,
+      launch_checked(op, idx, num_classes, axis, out.numel(), [&](unsigned long long* bad) {
+        VIMOE_CUDA_CHECK(kernels::one_hot(idx.dtype(), idx.data_ptr(), idx.numel(), num_classes,
+                                          dtype, out.data_ptr(), bad, cuda::stream()));
+      });
+    );
   }
   return out;
 }
@@ -468,11 +468,11 @@ TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
       if (x.device().is_cpu()) {
         cpu::topk(in, rows, n, k, largest, values, indices);
       } else {
-#ifdef VIMOE_WITH_CUDA
-        VIMOE_CUDA_CHECK(kernels::topk(x.dtype(), in.data_ptr(), rows, n, k, largest,
-                                       values.data_ptr(), indices.data<int64_t>(),
-                                       cuda::stream()));
-#endif
+        VIMOE_CUDA_PATH(op, x,
+          VIMOE_CUDA_CHECK(kernels::topk(x.dtype(), in.data_ptr(), rows, n, k, largest,
+                                         values.data_ptr(), indices.data<int64_t>(),
+                                         cuda::stream()));
+        );
       }
     }
     result.values = values.view(row_shape).permute(inverse).contiguous();

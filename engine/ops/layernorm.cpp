@@ -5,8 +5,8 @@
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/layernorm.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -33,11 +33,6 @@ void check_param(const Tensor& p, const Tensor& x, const char* name) {
 // Statistics stay in f32 for f32/bf16/f16 data (as the kernels keep them) and in f64 for f64.
 DType stat_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
 
-#ifdef VIMOE_WITH_CUDA
-// Undefined (optional) tensors reach the kernels as null pointers.
-void* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
-#endif
-
 // The forward's results that the backward reads: contiguous x and weight, per-row stats.
 struct Saved {
   Tensor x, weight, mean, rstd;
@@ -62,16 +57,16 @@ std::vector<Tensor> layer_norm_backward(const Saved& s, const Tensor& grad, bool
   if (s.x.device().is_cpu()) {
     cpu::layer_norm_backward(dy, s.x, s.weight, s.mean, s.rstd, dx, dw, db, s.rows, s.cols);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    Tensor work;
-    if (need_w || need_b)
-      work = Tensor::empty({kernels::layer_norm_backward_workspace(s.rows, s.cols)},
-                           TensorOptions(s.mean.dtype(), s.x.device()));
-    VIMOE_CUDA_CHECK(kernels::layer_norm_backward(
-        s.x.dtype(), dy.data_ptr(), s.x.data_ptr(), ptr_or_null(s.weight), s.mean.data_ptr(),
-        s.rstd.data_ptr(), ptr_or_null(dx), ptr_or_null(dw), ptr_or_null(db),
-        ptr_or_null(work), s.rows, s.cols, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("layer_norm (backward)", s.x,
+      Tensor work;
+      if (need_w || need_b)
+        work = Tensor::empty({kernels::layer_norm_backward_workspace(s.rows, s.cols)},
+                             TensorOptions(s.mean.dtype(), s.x.device()));
+      VIMOE_CUDA_CHECK(kernels::layer_norm_backward(
+          s.x.dtype(), dy.data_ptr(), s.x.data_ptr(), ops::ptr_or_null(s.weight), s.mean.data_ptr(),
+          s.rstd.data_ptr(), ops::ptr_or_null(dx), ops::ptr_or_null(dw), ops::ptr_or_null(db),
+          ops::ptr_or_null(work), s.rows, s.cols, cuda::stream()));
+    );
   }
   return {dx, dw, db};
 }
@@ -106,11 +101,11 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight_arg, const Tensor& bi
     if (dev.is_cpu()) {
       cpu::layer_norm_forward(s.x, s.weight, bias, eps, y, s.mean, s.rstd, s.rows, s.cols);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      VIMOE_CUDA_CHECK(kernels::layer_norm_forward(
-          s.x.dtype(), s.x.data_ptr(), ptr_or_null(s.weight), ptr_or_null(bias), y.data_ptr(),
-          s.mean.data_ptr(), s.rstd.data_ptr(), s.rows, s.cols, eps, cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH(kOp, s.x,
+        VIMOE_CUDA_CHECK(kernels::layer_norm_forward(
+            s.x.dtype(), s.x.data_ptr(), ops::ptr_or_null(s.weight), ops::ptr_or_null(bias), y.data_ptr(),
+            s.mean.data_ptr(), s.rstd.data_ptr(), s.rows, s.cols, eps, cuda::stream()));
+      );
     }
   }
   const bool need_x = x_in.requires_grad();

@@ -9,8 +9,8 @@
 #include "engine/autograd.h"
 #include "engine/cpu/linalg.h"
 #include "engine/cpu/loops.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/reduce.h"
 #include "engine/profiler.h"
 
@@ -148,11 +148,11 @@ void run_gemm(const Tensor& a, const GemmOperand& la, const Tensor& b, const Gem
           cpu::gemm(c.dtype(), la.transposed, lb.transposed, m, n, k, 1.0, ea, la.ld,
                     p.stride[0], eb, lb.ld, p.stride[1], beta, ec, n, p.stride[2], p.count);
         } else {
-#ifdef VIMOE_WITH_CUDA
-          VIMOE_CUBLAS_CHECK(kernels::gemm_strided_batched(
-              cuda::cublas(), c.dtype(), la.transposed, lb.transposed, m, n, k, 1.0, ea, la.ld,
-              p.stride[0], eb, lb.ld, p.stride[1], beta, ec, n, p.stride[2], p.count));
-#endif
+          VIMOE_CUDA_PATH(op, c,
+            VIMOE_CUBLAS_CHECK(kernels::gemm_strided_batched(
+                cuda::cublas(), c.dtype(), la.transposed, lb.transposed, m, n, k, 1.0, ea, la.ld,
+                p.stride[0], eb, lb.ld, p.stride[1], beta, ec, n, p.stride[2], p.count));
+          );
         }
       });
 }
@@ -181,7 +181,7 @@ bool try_gemm_lt(const Tensor& a, const GemmOperand& la, const Tensor& b, const 
   const cuda::Workspace ws = cuda::gemm_workspace();
   const cublasStatus_t st = kernels::gemm_lt(
       cuda::cublaslt(), c.dtype(), la.transposed, lb.transposed, m, n, k, a.data_ptr(), la.ld,
-      b.data_ptr(), lb.ld, c.data_ptr(), n, epi, bias.defined() ? bias.data_ptr() : nullptr,
+      b.data_ptr(), lb.ld, c.data_ptr(), n, epi, ops::ptr_or_null(bias),
       bias_grad ? bias_grad->data_ptr() : nullptr, ws.ptr, ws.bytes, cuda::stream());
   if (st == CUBLAS_STATUS_NOT_SUPPORTED) return false;
   VIMOE_CHECK(st == CUBLAS_STATUS_SUCCESS, op, ": the cuBLASLt GEMM failed with ",
@@ -308,13 +308,14 @@ Tensor linear(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_
     const Tensor wt = gemm_ready(weight.t(), lw);
     Tensor c = Tensor::empty({x2.size(0), out_f}, TensorOptions(x.dtype(), x.device()));
     bool fused = false;
-#ifdef VIMOE_WITH_CUDA
     // CUDA: the bias added in the GEMM's epilogue, in f32 before the output's one rounding
     // (what the cuBLAS path below does through beta = 1 too), without a pass over c first.
-    if (bias.defined() && c.is_cuda())
-      fused = try_gemm_lt(x2, lx, wt, lw, c, kernels::GemmEpilogue::Bias, bias.contiguous(),
-                          nullptr, "linear");
-#endif
+    if (bias.defined() && c.is_cuda()) {
+      VIMOE_CUDA_PATH("linear", c,
+        fused = try_gemm_lt(x2, lx, wt, lw, c, kernels::GemmEpilogue::Bias, bias.contiguous(),
+                            nullptr, "linear");
+      );
+    }
     if (!fused) {
       double beta = 0;
       if (bias.defined()) {
@@ -330,24 +331,24 @@ Tensor linear(const Tensor& x_arg, const Tensor& weight_arg, const Tensor& bias_
     const Tensor g2 = as_rows(g_in.to(x.dtype()));
     Tensor gx, gw, gb;
     if (x.requires_grad()) gx = matmul_nd(g2, weight).reshape(x.shape());
-#ifdef VIMOE_WITH_CUDA
     // CUDA, both wanted: gw = g^T @ x and gb = the column sums of g from one cuBLASLt GEMM,
     // whose epilogue sums op(A) = g^T over the shared dimension (the rows) as it reads it
     // (GemmEpilogue::BiasGradA; kernels/gemm.cu works out that it is cuBLASLt's BGRADB).
     if (weight.requires_grad() && bias_grad && g2.is_cuda()) {
-      GemmOperand lg, lx;
-      const Tensor gt = gemm_ready(g2.t(), lg);
-      const Tensor xr = gemm_ready(as_rows(x), lx);
-      const TensorOptions opts(x.dtype(), x.device());
-      Tensor w_grad = Tensor::empty(weight.shape(), opts);
-      Tensor b_grad = Tensor::empty({weight.size(0)}, opts);
-      if (try_gemm_lt(gt, lg, xr, lx, w_grad, kernels::GemmEpilogue::BiasGradA, Tensor(), &b_grad,
-                      "linear backward")) {
-        gw = w_grad;
-        gb = b_grad;
-      }
+      VIMOE_CUDA_PATH("linear backward", g2,
+        GemmOperand lg, lx;
+        const Tensor gt = gemm_ready(g2.t(), lg);
+        const Tensor xr = gemm_ready(as_rows(x), lx);
+        const TensorOptions opts(x.dtype(), x.device());
+        Tensor w_grad = Tensor::empty(weight.shape(), opts);
+        Tensor b_grad = Tensor::empty({weight.size(0)}, opts);
+        if (try_gemm_lt(gt, lg, xr, lx, w_grad, kernels::GemmEpilogue::BiasGradA, Tensor(), &b_grad,
+                        "linear backward")) {
+          gw = w_grad;
+          gb = b_grad;
+        }
+      );
     }
-#endif
     if (weight.requires_grad() && !gw.defined()) gw = matmul_nd(g2.t(), as_rows(x));
     if (bias_grad && !gb.defined()) gb = sum(g2, {0});
     return std::vector<Tensor>{gx, gw, gb};

@@ -3,8 +3,8 @@
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/loss.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -57,18 +57,18 @@ Tensor cross_entropy(const Tensor& logits_arg, const Tensor& target, double labe
     if (dev.is_cpu()) {
       bad_row = cpu::cross_entropy_forward(x, t, label_smoothing, ignore_index, loss, lse, count);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      const Tensor row_loss = Tensor::empty({rows}, TensorOptions(lse.dtype(), dev));
-      // The kernel min-s the first bad row into this flag; `rows` means none. Reading it
-      // back waits for the kernel: a bad target must surface here as an Error, and a device
-      // assert would poison the CUDA context instead.
-      const Tensor flag = Tensor::full({1}, static_cast<double>(rows), TensorOptions(DType::I64, dev));
-      VIMOE_CUDA_CHECK(kernels::cross_entropy_forward(
-          dt, x.data_ptr(), t.data<int64_t>(), rows, classes, label_smoothing, ignore_index,
-          loss.data_ptr(), lse.data_ptr(), row_loss.data_ptr(), count.data<int64_t>(),
-          reinterpret_cast<unsigned long long*>(flag.data<int64_t>()), cuda::stream()));
-      bad_row = flag.item<int64_t>();
-#endif
+      VIMOE_CUDA_PATH(op, x,
+        const Tensor row_loss = Tensor::empty({rows}, TensorOptions(lse.dtype(), dev));
+        // The kernel min-s the first bad row into this flag; `rows` means none. Reading it
+        // back waits for the kernel: a bad target must surface here as an Error, and a device
+        // assert would poison the CUDA context instead.
+        const Tensor flag = Tensor::full({1}, static_cast<double>(rows), TensorOptions(DType::I64, dev));
+        VIMOE_CUDA_CHECK(kernels::cross_entropy_forward(
+            dt, x.data_ptr(), t.data<int64_t>(), rows, classes, label_smoothing, ignore_index,
+            loss.data_ptr(), lse.data_ptr(), row_loss.data_ptr(), count.data<int64_t>(),
+            reinterpret_cast<unsigned long long*>(flag.data<int64_t>()), cuda::stream()));
+        bad_row = flag.item<int64_t>();
+      );
     }
     if (bad_row < rows) {
       VIMOE_FAIL(op, ": target ", t.select(0, bad_row).item<int64_t>(), " at row ", bad_row,
@@ -83,12 +83,12 @@ Tensor cross_entropy(const Tensor& logits_arg, const Tensor& target, double labe
     if (dev.is_cpu()) {
       cpu::cross_entropy_backward(x, t, label_smoothing, ignore_index, g, lse, count, dx);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      VIMOE_CUDA_CHECK(kernels::cross_entropy_backward(
-          dt, x.data_ptr(), t.data<int64_t>(), x.size(0), x.size(1), label_smoothing,
-          ignore_index, g.data_ptr(), lse.data_ptr(), count.data<int64_t>(), dx.data_ptr(),
-          cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH("cross_entropy (backward)", x,
+        VIMOE_CUDA_CHECK(kernels::cross_entropy_backward(
+            dt, x.data_ptr(), t.data<int64_t>(), x.size(0), x.size(1), label_smoothing,
+            ignore_index, g.data_ptr(), lse.data_ptr(), count.data<int64_t>(), dx.data_ptr(),
+            cuda::stream()));
+      );
     }
     return std::vector<Tensor>{dx};
   });

@@ -3,9 +3,9 @@
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/moe_dispatch.h"
-#include "engine/cuda/runtime.h"
 #include "engine/cpu/linalg.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/reduce.h"
 #include "engine/profiler.h"
 
@@ -31,13 +31,13 @@ Tensor gather(const Tensor& x, const DispatchPlan& plan, const Tensor& scale) {
   if (x.device().is_cpu()) {
     cpu::gather_rows(x, plan.order, plan.k, scale, out);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    const int64_t width = plan.rows ? x.numel() / plan.rows : 0;
-    VIMOE_CUDA_CHECK(kernels::gather_rows(
-        x.dtype(), x.data_ptr(), plan.order.data<int32_t>(), shape[0], plan.k, width,
-        scale.defined() ? scale.data_ptr() : nullptr, scale.defined() ? scale.dtype() : DType::F32,
-        out.data_ptr(), cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("dispatch_rows", x,
+      const int64_t width = plan.rows ? x.numel() / plan.rows : 0;
+      VIMOE_CUDA_CHECK(kernels::gather_rows(
+          x.dtype(), x.data_ptr(), plan.order.data<int32_t>(), shape[0], plan.k, width,
+          ops::ptr_or_null(scale), scale.defined() ? scale.dtype() : DType::F32,
+          out.data_ptr(), cuda::stream()));
+    );
   }
   return out;
 }
@@ -50,13 +50,13 @@ Tensor combine(const Tensor& src, const DispatchPlan& plan, const Tensor& gates)
   if (src.device().is_cpu()) {
     cpu::combine_rows(src, plan.position, plan.k, gates, y);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    const int64_t width = plan.rows ? y.numel() / plan.rows : 0;
-    VIMOE_CUDA_CHECK(kernels::combine_rows(
-        src.dtype(), src.data_ptr(), plan.position.data<int32_t>(), plan.rows, plan.k, width,
-        gates.defined() ? gates.data_ptr() : nullptr, gates.defined() ? gates.dtype() : DType::F32,
-        y.data_ptr(), cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("combine_rows", src,
+      const int64_t width = plan.rows ? y.numel() / plan.rows : 0;
+      VIMOE_CUDA_CHECK(kernels::combine_rows(
+          src.dtype(), src.data_ptr(), plan.position.data<int32_t>(), plan.rows, plan.k, width,
+          ops::ptr_or_null(gates), gates.defined() ? gates.dtype() : DType::F32,
+          y.data_ptr(), cuda::stream()));
+    );
   }
   return y;
 }
@@ -69,10 +69,10 @@ void gemm(Device dev, DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t 
   if (dev.is_cpu()) {
     cpu::gemm(dt, ta, tb, m, n, k, 1.0, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUBLAS_CHECK(kernels::gemm_strided_batched(cuda::cublas(), dt, ta, tb, m, n, k, 1.0, a, lda,
-                                                     0, b, ldb, 0, beta, c, ldc, 0, 1));
-#endif
+    VIMOE_CUDA_PATH("grouped_linear", dev,
+      VIMOE_CUBLAS_CHECK(kernels::gemm_strided_batched(cuda::cublas(), dt, ta, tb, m, n, k, 1.0, a, lda,
+                                                       0, b, ldb, 0, beta, c, ldc, 0, 1));
+    );
   }
 }
 
@@ -104,17 +104,17 @@ DispatchPlan plan_dispatch(const Tensor& expert_ids, int64_t experts) {
   if (ids.device().is_cpu()) {
     cpu::plan_dispatch(ids, experts, plan.order, plan.position, plan.offsets.data());
   } else {
-#ifdef VIMOE_WITH_CUDA
-    Tensor offsets = Tensor::empty({experts + 2}, TensorOptions(DType::I64, ids.device()));
-    VIMOE_CUDA_CHECK(kernels::plan_dispatch(ids.data<int32_t>(), slots, static_cast<int>(experts),
-                                            plan.order.data<int32_t>(), plan.position.data<int32_t>(),
-                                            offsets.data<int64_t>(), cuda::stream()));
-    // The grouped GEMMs need the segment sizes on the host: one small synchronous copy.
-    const std::vector<int64_t> host = offsets.to_vector<int64_t>();
-    VIMOE_CHECK(host[experts + 1] == 0, "plan_dispatch: ", host[experts + 1],
-                " expert ids are outside [0, ", experts, ")");
-    std::copy(host.begin(), host.begin() + experts + 1, plan.offsets.begin());
-#endif
+    VIMOE_CUDA_PATH("plan_dispatch", ids,
+      Tensor offsets = Tensor::empty({experts + 2}, TensorOptions(DType::I64, ids.device()));
+      VIMOE_CUDA_CHECK(kernels::plan_dispatch(ids.data<int32_t>(), slots, static_cast<int>(experts),
+                                              plan.order.data<int32_t>(), plan.position.data<int32_t>(),
+                                              offsets.data<int64_t>(), cuda::stream()));
+      // The grouped GEMMs need the segment sizes on the host: one small synchronous copy.
+      const std::vector<int64_t> host = offsets.to_vector<int64_t>();
+      VIMOE_CHECK(host[experts + 1] == 0, "plan_dispatch: ", host[experts + 1],
+                  " expert ids are outside [0, ", experts, ")");
+      std::copy(host.begin(), host.begin() + experts + 1, plan.offsets.begin());
+    );
   }
   return plan;
 }
@@ -232,12 +232,12 @@ Tensor combine_rows(const Tensor& expert_out, const Tensor& gates, const Dispatc
     if (dy.device().is_cpu()) {
       cpu::gates_grad(dy, src, plan.position, plan.k, d_gates);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      const int64_t width = plan.rows ? dy.numel() / plan.rows : 0;
-      VIMOE_CUDA_CHECK(kernels::gates_grad(src.dtype(), dy.data_ptr(), src.data_ptr(),
-                                           plan.position.data<int32_t>(), plan.rows, plan.k, width,
-                                           d_gates.data_ptr(), g.dtype(), cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH("combine_rows (backward)", dy,
+        const int64_t width = plan.rows ? dy.numel() / plan.rows : 0;
+        VIMOE_CUDA_CHECK(kernels::gates_grad(src.dtype(), dy.data_ptr(), src.data_ptr(),
+                                             plan.position.data<int32_t>(), plan.rows, plan.k, width,
+                                             d_gates.data_ptr(), g.dtype(), cuda::stream()));
+      );
     }
     return std::vector<Tensor>{d_src, d_gates};
   });

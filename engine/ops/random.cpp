@@ -5,8 +5,8 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/random.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "kernels/philox.h"
 #include "kernels/random.h"
 
@@ -115,11 +115,11 @@ void fill_uniform(const Tensor& t, double lo, double hi, uint64_t seed, uint64_t
   if (t.device().is_cpu()) {
     cpu::fill_uniform(t, seed, offset, lo, hi, below);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::fill_uniform(t.dtype(), t.storage()->data(), ops::kernel_layout(t),
-                                           t.numel(), seed, offset, lo, hi, below,
-                                           cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("uniform_", t,
+      VIMOE_CUDA_CHECK(kernels::fill_uniform(t.dtype(), t.storage()->data(), ops::kernel_layout(t),
+                                             t.numel(), seed, offset, lo, hi, below,
+                                             cuda::stream()));
+    );
   }
 }
 
@@ -128,10 +128,10 @@ void fill_normal(const Tensor& t, double mean, double std, uint64_t seed, uint64
   if (t.device().is_cpu()) {
     cpu::fill_normal(t, seed, offset, mean, std);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::fill_normal(t.dtype(), t.storage()->data(), ops::kernel_layout(t),
-                                          t.numel(), seed, offset, mean, std, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("normal_", t,
+      VIMOE_CUDA_CHECK(kernels::fill_normal(t.dtype(), t.storage()->data(), ops::kernel_layout(t),
+                                            t.numel(), seed, offset, mean, std, cuda::stream()));
+    );
   }
 }
 
@@ -164,11 +164,11 @@ Tensor apply_mask(const Tensor& x, int64_t group, double p, uint64_t seed) {
   if (x.device().is_cpu()) {
     cpu::dropout_apply(x, out, group, seed, threshold, scale);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::dropout_apply(x.dtype(), x.storage()->data(), ops::kernel_layout(x),
-                                            out.data_ptr(), out.numel(), group, seed, threshold,
-                                            scale, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("dropout", x,
+      VIMOE_CUDA_CHECK(kernels::dropout_apply(x.dtype(), x.storage()->data(), ops::kernel_layout(x),
+                                              out.data_ptr(), out.numel(), group, seed, threshold,
+                                              scale, cuda::stream()));
+    );
   }
   return out;
 }
@@ -238,11 +238,11 @@ Tensor& trunc_normal_(Tensor& t, double std, double a, double b, uint64_t seed,
   if (t.device().is_cpu()) {
     cpu::fill_trunc_normal(t, seed, offset, params);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::fill_trunc_normal(t.dtype(), t.storage()->data(),
-                                                ops::kernel_layout(t), t.numel(), seed, offset,
-                                                params, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH("trunc_normal_", t,
+      VIMOE_CUDA_CHECK(kernels::fill_trunc_normal(t.dtype(), t.storage()->data(),
+                                                  ops::kernel_layout(t), t.numel(), seed, offset,
+                                                  params, cuda::stream()));
+    );
   }
   return t;
 }

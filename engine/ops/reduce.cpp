@@ -4,8 +4,8 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/reduce.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/elementwise.h"
 #include "engine/profiler.h"
 
@@ -187,49 +187,42 @@ Tensor workspace(size_t bytes, Device dev) {
   if (bytes == 0) return Tensor();
   return Tensor::empty({static_cast<int64_t>(bytes)}, TensorOptions(DType::U8, dev));
 }
-void* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 #endif
 
-Tensor run_sum_cuda(kernels::ReduceOp op, const Tensor& x, const Axes& a, DType out_dtype) {
+Tensor run_sum_cuda([[maybe_unused]] kernels::ReduceOp op, const Tensor& x, const Axes& a, DType out_dtype) {
   const CudaPlan p = plan_cuda(x, a);
   Tensor out = Tensor::empty({p.outer * p.inner}, TensorOptions(out_dtype, x.device()));
-#ifdef VIMOE_WITH_CUDA
-  const DType dt = p.src.dtype();
-  if (use_row_kernel(p)) {
-    VIMOE_CUDA_CHECK(kernels::reduce_rows(op, dt, p.src.data_ptr(), out_dtype, out.data_ptr(),
-                                          p.outer, p.n, cuda::stream()));
-  } else {
-    const Tensor work =
-        workspace(kernels::reduce_cols_workspace(dt, p.outer, p.n, p.inner), x.device());
-    VIMOE_CUDA_CHECK(kernels::reduce_cols(op, dt, p.src.data_ptr(), out_dtype, out.data_ptr(),
-                                          p.outer, p.n, p.inner, ptr_or_null(work),
-                                          cuda::stream()));
-  }
-#else
-  (void)op;
-  VIMOE_CHECK(false, "sum: ", describe(x), " is on CUDA in a build without CUDA");
-#endif
+  VIMOE_CUDA_PATH("sum", x,
+    const DType dt = p.src.dtype();
+    if (use_row_kernel(p)) {
+      VIMOE_CUDA_CHECK(kernels::reduce_rows(op, dt, p.src.data_ptr(), out_dtype, out.data_ptr(),
+                                            p.outer, p.n, cuda::stream()));
+    } else {
+      const Tensor work =
+          workspace(kernels::reduce_cols_workspace(dt, p.outer, p.n, p.inner), x.device());
+      VIMOE_CUDA_CHECK(kernels::reduce_cols(op, dt, p.src.data_ptr(), out_dtype, out.data_ptr(),
+                                            p.outer, p.n, p.inner, ops::ptr_or_null(work),
+                                            cuda::stream()));
+    }
+  );
   return to_output(p, out, a.out_shape);
 }
 
-Tensor run_var_cuda(const Tensor& x, const Axes& a, int64_t correction) {
+Tensor run_var_cuda(const Tensor& x, const Axes& a, [[maybe_unused]] int64_t correction) {
   const CudaPlan p = plan_cuda(x, a);
   Tensor out = Tensor::empty({p.outer * p.inner}, TensorOptions(x.dtype(), x.device()));
-#ifdef VIMOE_WITH_CUDA
-  const DType dt = p.src.dtype();
-  if (use_row_kernel(p)) {
-    VIMOE_CUDA_CHECK(kernels::var_rows(dt, p.src.data_ptr(), out.data_ptr(), p.outer, p.n,
-                                       correction, cuda::stream()));
-  } else {
-    const Tensor work =
-        workspace(kernels::var_cols_workspace(dt, p.outer, p.n, p.inner), x.device());
-    VIMOE_CUDA_CHECK(kernels::var_cols(dt, p.src.data_ptr(), out.data_ptr(), p.outer, p.n,
-                                       p.inner, correction, ptr_or_null(work), cuda::stream()));
-  }
-#else
-  (void)correction;
-  VIMOE_CHECK(false, "var: ", describe(x), " is on CUDA in a build without CUDA");
-#endif
+  VIMOE_CUDA_PATH("var", x,
+    const DType dt = p.src.dtype();
+    if (use_row_kernel(p)) {
+      VIMOE_CUDA_CHECK(kernels::var_rows(dt, p.src.data_ptr(), out.data_ptr(), p.outer, p.n,
+                                         correction, cuda::stream()));
+    } else {
+      const Tensor work =
+          workspace(kernels::var_cols_workspace(dt, p.outer, p.n, p.inner), x.device());
+      VIMOE_CUDA_CHECK(kernels::var_cols(dt, p.src.data_ptr(), out.data_ptr(), p.outer, p.n,
+                                         p.inner, correction, ops::ptr_or_null(work), cuda::stream()));
+    }
+  );
   return to_output(p, out, a.out_shape);
 }
 
@@ -248,12 +241,12 @@ void max_forward(const Tensor& x, int64_t dim, const char* op, const RowPlan& p,
     cpu::max_rows(p.rows2d, values ? *values : Tensor(), indices ? *indices : Tensor(), p.rows,
                   p.cols);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::max_rows(x.dtype(), p.rows2d.data_ptr(),
-                                       values ? values->data_ptr() : nullptr,
-                                       indices ? indices->data<int64_t>() : nullptr, p.rows,
-                                       p.cols, cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH(op, x,
+      VIMOE_CUDA_CHECK(kernels::max_rows(x.dtype(), p.rows2d.data_ptr(),
+                                         values ? values->data_ptr() : nullptr,
+                                         indices ? indices->data<int64_t>() : nullptr, p.rows,
+                                         p.cols, cuda::stream()));
+    );
   }
 }
 
@@ -316,10 +309,10 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
     if (dev.is_cpu()) {
       cpu::max_backward(g, index, out, outer, n, inner);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      VIMOE_CUDA_CHECK(kernels::max_backward(dt, g.data_ptr(), index.data<int64_t>(),
-                                             out.data_ptr(), outer, n, inner, cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH("max (backward)", g,
+        VIMOE_CUDA_CHECK(kernels::max_backward(dt, g.data_ptr(), index.data<int64_t>(),
+                                               out.data_ptr(), outer, n, inner, cuda::stream()));
+      );
     }
     return std::vector<Tensor>{out};
   });

@@ -2,8 +2,8 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/routing.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "engine/profiler.h"
@@ -40,12 +40,12 @@ Routing route_topk(const Tensor& logits_in, int64_t k, bool renormalize, double 
     if (dev.is_cpu()) {
       cpu::routing_forward(logits, k, renormalize, out.probs, out.expert_ids, out.gates, counts);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      VIMOE_CUDA_CHECK(kernels::routing_forward(st, logits.data_ptr(), R, static_cast<int>(N),
-                                                static_cast<int>(k), renormalize, out.probs.data_ptr(),
-                                                out.expert_ids.data<int32_t>(), out.gates.data_ptr(),
-                                                counts.data<int32_t>(), cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH("route_topk", logits,
+        VIMOE_CUDA_CHECK(kernels::routing_forward(st, logits.data_ptr(), R, static_cast<int>(N),
+                                                  static_cast<int>(k), renormalize, out.probs.data_ptr(),
+                                                  out.expert_ids.data<int32_t>(), out.gates.data_ptr(),
+                                                  counts.data<int32_t>(), cuda::stream()));
+      );
     }
     out.load = counts.to(st) / static_cast<double>(R);
     const Tensor mean_prob = sum(out.probs, {0}) / static_cast<double>(R);
@@ -62,12 +62,12 @@ Routing route_topk(const Tensor& logits_in, int64_t k, bool renormalize, double 
           cpu::routing_backward(probs, ids, load, dgates, daux.item<double>(), renormalize, alpha,
                                 dlogits);
         } else {
-#ifdef VIMOE_WITH_CUDA
-          VIMOE_CUDA_CHECK(kernels::routing_backward(
-              probs.dtype(), probs.data_ptr(), ids.data<int32_t>(), load.data_ptr(),
-              dgates.data_ptr(), daux.data_ptr(), R, static_cast<int>(N), static_cast<int>(k),
-              renormalize, alpha, dlogits.data_ptr(), cuda::stream()));
-#endif
+          VIMOE_CUDA_PATH("route_topk (backward)", probs,
+            VIMOE_CUDA_CHECK(kernels::routing_backward(
+                probs.dtype(), probs.data_ptr(), ids.data<int32_t>(), load.data_ptr(),
+                dgates.data_ptr(), daux.data_ptr(), R, static_cast<int>(N), static_cast<int>(k),
+                renormalize, alpha, dlogits.data_ptr(), cuda::stream()));
+          );
         }
         return std::vector<Tensor>{dlogits};
       });

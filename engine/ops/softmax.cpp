@@ -3,8 +3,8 @@
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/cpu/softmax.h"
-#include "engine/cuda/runtime.h"
 #include "engine/ops/common.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/profiler.h"
 
 #ifdef VIMOE_WITH_CUDA
@@ -46,10 +46,10 @@ Tensor forward(const Tensor& x_arg, int64_t dim, bool log, const char* op) {
     if (x.device().is_cpu()) {
       cpu::softmax_forward(x, y, p.outer, p.n, p.inner, log);
     } else {
-#ifdef VIMOE_WITH_CUDA
-      VIMOE_CUDA_CHECK(kernels::softmax_forward(x.dtype(), x.data_ptr(), y.data_ptr(), p.outer,
-                                                p.n, p.inner, log, cuda::stream()));
-#endif
+      VIMOE_CUDA_PATH(op, x,
+        VIMOE_CUDA_CHECK(kernels::softmax_forward(x.dtype(), x.data_ptr(), y.data_ptr(), p.outer,
+                                                  p.n, p.inner, log, cuda::stream()));
+      );
     }
   }
   autograd::record(op, y, {x_in}, [y_saved = y.detach(), dim, log](const Tensor& g) {
@@ -75,11 +75,11 @@ Tensor backward(const Tensor& dy_in, const Tensor& y_in, int64_t dim, bool log, 
   if (y.device().is_cpu()) {
     cpu::softmax_backward(dy, y, dx, p.outer, p.n, p.inner, log);
   } else {
-#ifdef VIMOE_WITH_CUDA
-    VIMOE_CUDA_CHECK(kernels::softmax_backward(y.dtype(), dy.data_ptr(), y.data_ptr(),
-                                               dx.data_ptr(), p.outer, p.n, p.inner, log,
-                                               cuda::stream()));
-#endif
+    VIMOE_CUDA_PATH(op, y,
+      VIMOE_CUDA_CHECK(kernels::softmax_backward(y.dtype(), dy.data_ptr(), y.data_ptr(),
+                                                 dx.data_ptr(), p.outer, p.n, p.inner, log,
+                                                 cuda::stream()));
+    );
   }
   return dx;
 }

@@ -5,7 +5,7 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/adamw.h"
-#include "engine/cuda/runtime.h"
+#include "engine/ops/cuda_path.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 
@@ -52,11 +52,12 @@ void AdamW::step() {
   ++step_;
   const double bc1 = 1 - std::pow(options_.beta1, static_cast<double>(step_));
   const double bc2 = 1 - std::pow(options_.beta2, static_cast<double>(step_));
-#ifdef VIMOE_WITH_CUDA
-  // CUDA tensors are collected (per dtype) and updated together in one launch.
-  std::vector<kernels::AdamWTensor> on_gpu[2];  // f32, f64
-  std::vector<Tensor> keep_alive;                // converted gradients, until the launch
-#endif
+  // CUDA parameters are collected and updated together, one launch per dtype.
+  struct Pending {
+    Tensor p, g, m, v;  // g: the converted gradient, kept alive until the launch is queued
+    double lr, weight_decay;
+  };
+  std::vector<Pending> on_gpu;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const ParamGroup& group = groups_[gi];
     const double lr = options_.lr * group.lr_scale;
@@ -71,24 +72,25 @@ void AdamW::step() {
         cpu::adamw_update(p, g, m, v,
                           {lr, options_.beta1, options_.beta2, options_.eps, group.weight_decay, bc1, bc2});
       } else {
-#ifdef VIMOE_WITH_CUDA
-        on_gpu[p.dtype() == DType::F64].push_back({p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(),
-                                                   p.numel(), static_cast<float>(lr),
-                                                   static_cast<float>(group.weight_decay)});
-        keep_alive.push_back(g);
-#endif
+        on_gpu.push_back({p, g, m, v, lr, group.weight_decay});
       }
     }
   }
-#ifdef VIMOE_WITH_CUDA
-  const kernels::AdamWHyper h{static_cast<float>(options_.beta1), static_cast<float>(options_.beta2),
-                              static_cast<float>(options_.eps), static_cast<float>(bc1),
-                              static_cast<float>(bc2)};
-  for (int f64 = 0; f64 < 2; ++f64)
-    if (!on_gpu[f64].empty())
-      VIMOE_CUDA_CHECK(kernels::adamw_update(f64 ? DType::F64 : DType::F32, on_gpu[f64].data(),
-                                             static_cast<int>(on_gpu[f64].size()), h, cuda::stream()));
-#endif
+  if (on_gpu.empty()) return;
+  VIMOE_CUDA_PATH("AdamW.step", on_gpu.front().p,
+    const kernels::AdamWHyper h{static_cast<float>(options_.beta1), static_cast<float>(options_.beta2),
+                                static_cast<float>(options_.eps), static_cast<float>(bc1),
+                                static_cast<float>(bc2)};
+    std::vector<kernels::AdamWTensor> by_dtype[2];  // f32, f64
+    for (const Pending& u : on_gpu)
+      by_dtype[u.p.dtype() == DType::F64].push_back({u.p.data_ptr(), u.g.data_ptr(), u.m.data_ptr(),
+                                                     u.v.data_ptr(), u.p.numel(), static_cast<float>(u.lr),
+                                                     static_cast<float>(u.weight_decay)});
+    for (int f64 = 0; f64 < 2; ++f64)
+      if (!by_dtype[f64].empty())
+        VIMOE_CUDA_CHECK(kernels::adamw_update(f64 ? DType::F64 : DType::F32, by_dtype[f64].data(),
+                                               static_cast<int>(by_dtype[f64].size()), h, cuda::stream()));
+  );
 }
 
 void AdamW::zero_grad() {
@@ -198,13 +200,7 @@ Tensor grad_norm(const std::vector<Tensor>& grads) {
   const std::vector<Tensor> gs = defined_grads(grads, "grad_norm");
   if (gs.empty()) return Tensor::zeros({}, DType::F64);
   if (gs.front().device().is_cpu()) return cpu_norm(gs);
-#ifdef VIMOE_WITH_CUDA
-  return cuda_norm(gs, nullptr, 0);
-#else
-  VIMOE_CHECK(false, "grad_norm: gradients on ", gs.front().device().str(),
-              " in a build without CUDA");
-  return {};
-#endif
+  VIMOE_CUDA_PATH("grad_norm", gs.front(), return cuda_norm(gs, nullptr, 0););
 }
 
 Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
@@ -220,25 +216,21 @@ Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     for (const Tensor& g : gs) Tensor(g).copy_(g * scale.to(g.dtype()));
     return norm;
   }
-#ifdef VIMOE_WITH_CUDA
-  Tensor scale;
-  const Tensor norm = cuda_norm(gs, &scale, max_norm);
-  // Contiguous gradients are scaled in place by one multi-tensor launch; another layout
-  // (a gradient set by hand as a view) the way the CPU path does it.
-  std::vector<kernels::MultiTensorRef> refs;
-  for (const Tensor& g : gs) {
-    if (g.numel() == 0) continue;
-    if (g.is_contiguous()) refs.push_back({g.data_ptr(), g.numel(), g.dtype()});
-    else Tensor(g).copy_(g * scale.to(g.dtype()));
-  }
-  VIMOE_CUDA_CHECK(kernels::multi_tensor_scale(refs.data(), static_cast<int>(refs.size()),
-                                               scale.data<double>(), cuda::stream()));
-  return norm;
-#else
-  VIMOE_CHECK(false, "clip_grad_norm: gradients on ", gs.front().device().str(),
-              " in a build without CUDA");
-  return {};
-#endif
+  VIMOE_CUDA_PATH("clip_grad_norm", gs.front(),
+    Tensor scale;
+    const Tensor norm = cuda_norm(gs, &scale, max_norm);
+    // Contiguous gradients are scaled in place by one multi-tensor launch; another layout
+    // (a gradient set by hand as a view) the way the CPU path does it.
+    std::vector<kernels::MultiTensorRef> refs;
+    for (const Tensor& g : gs) {
+      if (g.numel() == 0) continue;
+      if (g.is_contiguous()) refs.push_back({g.data_ptr(), g.numel(), g.dtype()});
+      else Tensor(g).copy_(g * scale.to(g.dtype()));
+    }
+    VIMOE_CUDA_CHECK(kernels::multi_tensor_scale(refs.data(), static_cast<int>(refs.size()),
+                                                 scale.data<double>(), cuda::stream()));
+    return norm;
+  );
 }
 
 }  // namespace vimoe::optim
