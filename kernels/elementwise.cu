@@ -317,6 +317,7 @@ cudaError_t unary(UnaryOp op, DType dtype, const void* x, const StridedLayout& l
     case UnaryOp::Tanh: return launch_unary<UnaryOp::Tanh>(dtype, x, lx, out, n, stream);
     case UnaryOp::Relu: return launch_unary<UnaryOp::Relu>(dtype, x, lx, out, n, stream);
     case UnaryOp::Abs: return launch_unary<UnaryOp::Abs>(dtype, x, lx, out, n, stream);
+    case UnaryOp::Erf: return launch_unary<UnaryOp::Erf>(dtype, x, lx, out, n, stream);
   }
   return cudaErrorInvalidValue;
 }

@@ -13,14 +13,14 @@
 namespace vimoe::kernels {
 
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum };
-enum class UnaryOp : uint8_t { Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Relu, Abs };
+enum class UnaryOp : uint8_t { Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Relu, Abs, Erf };
 enum class CompareOp : uint8_t { Eq, Ne, Lt, Le, Gt, Ge };
 
 // Transcendental unary ops are defined on floating types only: integer inputs are promoted
 // to f32 by the front-end, and the backends instantiate these ops for floating dtypes only.
 constexpr bool unary_needs_floating(UnaryOp op) {
   return op == UnaryOp::Exp || op == UnaryOp::Log || op == UnaryOp::Sqrt ||
-         op == UnaryOp::Rsqrt || op == UnaryOp::Tanh;
+         op == UnaryOp::Rsqrt || op == UnaryOp::Tanh || op == UnaryOp::Erf;
 }
 
 template <typename T>
@@ -71,13 +71,15 @@ VIMOE_HOST_DEVICE inline T unary_apply(T x) {
       // A correctly rounded sqrt and division rather than the device's approximate rsqrtf,
       // so that CUDA and the CPU reference agree to an ulp or two.
       else if constexpr (op == UnaryOp::Rsqrt) return 1.0f / ::sqrtf(x);
-      else return ::tanhf(x);
+      else if constexpr (op == UnaryOp::Tanh) return ::tanhf(x);
+      else return ::erff(x);
     } else {
       if constexpr (op == UnaryOp::Exp) return ::exp(x);
       else if constexpr (op == UnaryOp::Log) return ::log(x);
       else if constexpr (op == UnaryOp::Sqrt) return ::sqrt(x);
       else if constexpr (op == UnaryOp::Rsqrt) return 1.0 / ::sqrt(x);
-      else return ::tanh(x);
+      else if constexpr (op == UnaryOp::Tanh) return ::tanh(x);
+      else return ::erf(x);
     }
   }
 }

@@ -3,8 +3,24 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "models/moe.h"
 
 namespace vimoe::models {
+
+std::string balance_name(BalanceLoss b) {
+  switch (b) {
+    case BalanceLoss::Switch: return "switch";
+    case BalanceLoss::ImportanceLoad: return "importance_load";
+    case BalanceLoss::None: return "none";
+  }
+  VIMOE_FAIL("balance_name: unknown BalanceLoss ", static_cast<int>(b));
+}
+
+BalanceLoss parse_balance(const std::string& name) {
+  for (BalanceLoss b : {BalanceLoss::Switch, BalanceLoss::ImportanceLoad, BalanceLoss::None})
+    if (name == balance_name(b)) return b;
+  VIMOE_FAIL("unknown load-balancing loss \"", name, "\": expected one of switch, importance_load, none");
+}
 
 bool MoEConfig::is_moe_block(int64_t block) const {
   return enabled() && std::find(blocks.begin(), blocks.end(), block) != blocks.end();
@@ -81,13 +97,10 @@ ModelSize model_size(const ViTConfig& v, const MoEConfig& m) {
       continue;
     }
     const int64_t router_rows = m.routing == RoutingLevel::Image ? 1 : T;
-    s.total_params += m.experts * ffn_params + (D * m.experts + m.experts);
-    inactive += (m.experts - m.top_k) * ffn_params;
-    s.macs += m.top_k * ffn_macs + router_rows * D * m.experts;
-    if (m.shared_expert) {
-      s.total_params += ffn_params;
-      s.macs += ffn_macs;
-    }
+    const MoELayerSize layer = moe_layer_size(D, H, m);
+    s.total_params += layer.total_params;
+    inactive += layer.total_params - layer.active_params;
+    s.macs += (m.top_k + (m.shared_expert ? 1 : 0)) * ffn_macs + router_rows * layer.router_macs;
   }
   s.total_params += ln_params;  // final norm
   s.macs += ln_macs;

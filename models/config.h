@@ -8,6 +8,13 @@ namespace vimoe::models {
 
 enum class HeadInput { Cls, ClsAndMeanPatch };  // what the classification head reads
 enum class RoutingLevel { Image, Token };       // router input: the CLS row, or every token
+enum class GateKind { Linear, Cosine, L2 };     // the router's scoring (models/gates.h)
+// The load-balancing loss an MoE layer adds (models/moe.h): Switch's alpha * N * sum f_i P_i,
+// Shazeer's importance + load losses as V-MoE states them, or none.
+enum class BalanceLoss { Switch, ImportanceLoad, None };
+// "switch", "importance_load", "none"; parse_balance throws naming the accepted values.
+std::string balance_name(BalanceLoss b);
+BalanceLoss parse_balance(const std::string& name);
 
 struct ViTConfig {
   int64_t image_size = 224;  // square input side (non-square inputs work if divisible)
@@ -39,6 +46,16 @@ struct MoEConfig {
   bool shared_expert = false;     // a dense FFN added to the routed output
   RoutingLevel routing = RoutingLevel::Image;
   double aux_alpha = 0.01;        // load-balancing loss weight
+  BalanceLoss balance = BalanceLoss::Switch;
+  GateKind gate = GateKind::Linear;
+  int64_t gate_dim = 0;           // cosine / l2 gates' projection width (0: min(D / 2, 256))
+  // Gates renormalised over the chosen k (sum to 1). Off as in the papers' equations (V-MoE,
+  // Sweet spot: the top-k softmax probabilities as they are); configurations stored before
+  // the option existed had it on whenever top_k > 1, and load so (models/options.h).
+  bool renormalize = false;
+  // Expert capacity ceil(C * k * rows / N) per forward (engine/ops/routing.h); 0: dropless.
+  double capacity_factor = 0;
+  bool bpr = false;               // Batch Prioritized Routing: capacity by top gate, not position
   std::vector<int64_t> blocks;    // which blocks get an MoE FFN
 
   bool enabled() const { return experts > 0; }

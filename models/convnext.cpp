@@ -269,7 +269,7 @@ ModelSize convnext_size(const ConvNeXtConfig& c, const MoEConfig& m) {
       s.total_params += layer.total_params;
       inactive += layer.total_params - layer.active_params;
       const int64_t router_rows = m.routing == RoutingLevel::Image ? 1 : pixels;
-      s.macs += (m.top_k + (m.shared_expert ? 1 : 0)) * mlp_macs + router_rows * d * m.experts;
+      s.macs += (m.top_k + (m.shared_expert ? 1 : 0)) * mlp_macs + router_rows * layer.router_macs;
     }
   }
   ln(c.dims.back(), c.dims.back());

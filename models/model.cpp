@@ -1,7 +1,10 @@
 #include "models/model.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
+
+#include "models/gates.h"
 
 namespace vimoe::models {
 
@@ -36,8 +39,19 @@ std::vector<optim::ParamGroup> param_groups(const ImageModel& model, double weig
 std::string describe_moe(const MoEConfig& m, const std::string& unit) {
   if (!m.enabled()) return "dense";
   std::string routing = unit == "images" ? "image" : unit == "tokens" ? "token" : "pixel";
+  // The defaults (linear gate, switch loss, dropless, probabilities as they are) say nothing.
+  std::string extra;
+  if (m.shared_expert) extra += ", shared";
+  if (m.gate != GateKind::Linear) extra += ", " + gate_name(m.gate) + " gate";
+  if (m.renormalize) extra += ", renormalised";
+  if (m.capacity_factor > 0) {
+    char c[48];
+    std::snprintf(c, sizeof c, ", capacity %g%s", m.capacity_factor, m.bpr ? " BPR" : "");
+    extra += c;
+  }
+  if (m.balance != BalanceLoss::Switch) extra += ", balance " + balance_name(m.balance);
   return std::to_string(m.experts) + " experts (top-" + std::to_string(m.top_k) + ", " + routing + " routing" +
-         (m.shared_expert ? ", shared" : "") + ") in " + std::to_string(m.blocks.size()) + " blocks";
+         extra + ") in " + std::to_string(m.blocks.size()) + " blocks";
 }
 
 }  // namespace vimoe::models

@@ -6,13 +6,17 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/gelu.h"
 #include "engine/ops/moe_dispatch.h"
+#include "engine/ops/random.h"
+#include "engine/ops/reduce.h"
 
 namespace vimoe::models {
 
 MoEFFN::MoEFFN(int64_t dim, int64_t hidden, const MoEConfig& cfg) : config(cfg) {
   VIMOE_CHECK(cfg.experts >= 1 && cfg.top_k >= 1 && cfg.top_k <= cfg.experts, "MoEFFN: top-", cfg.top_k, " of ",
               cfg.experts, " experts is not a valid configuration");
-  router = register_module("router", std::make_shared<nn::Linear>(dim, cfg.experts));
+  VIMOE_CHECK(cfg.capacity_factor >= 0 && (!cfg.bpr || cfg.capacity_factor > 0), "MoEFFN: capacity factor ",
+              cfg.capacity_factor, (cfg.bpr ? " with BPR" : ""), " is not valid (0: dropless; BPR needs a capacity)");
+  router = register_module("router", make_gate(cfg.gate, dim, cfg.experts, cfg.gate_dim));
   const int64_t N = cfg.experts;
   fc1_weight = Tensor::zeros({N, hidden, dim});
   fc1_bias = Tensor::zeros({N, hidden});
@@ -45,6 +49,32 @@ void MoEFFN::init_experts(const std::string& path, double std, uint64_t seed) {
   nn::init::trunc_normal(fc2_weight, std, seed, nn::init::join(path, "fc2_weight"));
   fc1_bias.zero_();
   fc2_bias.zero_();
+  router->init_weights(nn::init::join(path, "router"), seed);
+}
+
+Routing MoEFFN::route(const Tensor& logits) const {
+  const int64_t N = config.experts;
+  const bool importance_load = config.balance == BalanceLoss::ImportanceLoad;
+  // V-MoE's router noise std: 1 / N (Riquelme et al. 2021, appendix A).
+  const double sigma = 1.0 / static_cast<double>(N);
+  Tensor noisy = logits;
+  if (importance_load && is_training()) {
+    Tensor eps = randn(logits.shape(), next_seed(), TensorOptions(DType::F32, logits.device()));
+    noisy = logits.to(DType::F32) + eps * sigma;
+  }
+  const double switch_alpha = config.balance == BalanceLoss::Switch ? config.aux_alpha : 0.0;
+  Routing r = route_topk(noisy, config.top_k, config.renormalize, switch_alpha);
+  if (importance_load) r.aux_loss = importance_load_loss(logits, noisy, r.expert_ids, sigma) * config.aux_alpha;
+  if (config.capacity_factor > 0) {
+    const int64_t rows = logits.size(0);
+    const int64_t capacity = expert_capacity(config.capacity_factor, config.top_k, rows, N);
+    // BPR's priority: the row's largest router probability (its first gate before any
+    // renormalisation).
+    const Tensor priority = config.bpr ? max(r.probs, 1) : Tensor();
+    r.keep = capacity_mask(r.expert_ids, N, capacity, priority, r.gates.dtype());
+    r.gates = r.gates * r.keep;
+  }
+  return r;
 }
 
 MoEFFN::Output MoEFFN::forward(const Tensor& x, const Tensor& router_input) const {
@@ -62,8 +92,7 @@ MoEFFN::Output MoEFFN::forward(const Tensor& x, const Tensor& router_input) cons
   const Tensor hx = autocast::lower(x);
   const Tensor rows = image_level ? hx : hx.reshape({B * T, D});
   Output out;
-  out.routing = route_topk(router->forward(router_input), config.top_k,
-                           /*renormalize=*/config.top_k > 1, config.aux_alpha);
+  out.routing = route(router->forward(router_input));
   const DispatchPlan plan = plan_dispatch(out.routing.expert_ids, config.experts);
   const Tensor hidden = gelu(grouped_linear(dispatch_rows(rows, plan), fc1_weight, fc1_bias, plan));
   const Tensor expert_out = grouped_linear(hidden, fc2_weight, fc2_bias, plan);
@@ -74,9 +103,10 @@ MoEFFN::Output MoEFFN::forward(const Tensor& x, const Tensor& router_input) cons
 }
 
 MoELayerSize moe_layer_size(int64_t dim, int64_t hidden, const MoEConfig& m) {
-  const int64_t ffn = mlp_params(dim, hidden), router = dim * m.experts + m.experts;
+  const int64_t ffn = mlp_params(dim, hidden), router = gate_params(m.gate, dim, m.experts, m.gate_dim);
   const int64_t shared = m.shared_expert ? ffn : 0;
-  return {m.experts * ffn + router + shared, m.top_k * ffn + router + shared};
+  return {m.experts * ffn + router + shared, m.top_k * ffn + router + shared,
+          gate_macs(m.gate, dim, m.experts, m.gate_dim)};
 }
 
 }  // namespace vimoe::models

@@ -1,5 +1,7 @@
 #include "models/options.h"
 
+#include "models/gates.h"
+
 namespace vimoe::models {
 
 OptionReader::OptionReader(std::string model, const nlohmann::json& options)
@@ -22,6 +24,15 @@ MoEConfig read_moe_fields(OptionReader& r, int64_t blocks, std::string& placemen
   r.get("top_k", m.top_k);
   r.get("shared_expert", m.shared_expert);
   r.get("aux_alpha", m.aux_alpha);
+  std::string gate = gate_name(m.gate), balance = balance_name(m.balance);
+  r.get("gate", gate);
+  m.gate = parse_gate(gate);
+  r.get("gate_dim", m.gate_dim);
+  r.get("balance", balance);
+  m.balance = parse_balance(balance);
+  r.get("renormalize", m.renormalize);
+  r.get("capacity_factor", m.capacity_factor);
+  r.get("bpr", m.bpr);
   std::string routing = "image";
   r.get("routing", routing);
   VIMOE_CHECK(routing == "image" || routing == "token", r.model(), ": routing must be \"image\" or \"token\", found \"",
@@ -41,14 +52,29 @@ MoEConfig read_moe_fields(OptionReader& r, int64_t blocks, std::string& placemen
   VIMOE_CHECK(m.top_k >= 1 && m.top_k <= m.experts, r.model(), ": top_k must be between 1 and the number of experts (",
               m.experts, "), found ", m.top_k);
   VIMOE_CHECK(choices == 1, r.model(), ": an MoE model needs exactly one of blocks, last, placement; found ", choices);
+  VIMOE_CHECK(m.aux_alpha >= 0, r.model(), ": aux_alpha must be >= 0, found ", m.aux_alpha);
+  VIMOE_CHECK(m.gate_dim >= 0, r.model(), ": gate_dim must be >= 0 (0: the gate's default), found ", m.gate_dim);
+  VIMOE_CHECK(m.capacity_factor >= 0, r.model(), ": capacity_factor must be >= 0 (0: dropless), found ",
+              m.capacity_factor);
+  VIMOE_CHECK(!m.bpr || m.capacity_factor > 0, r.model(), ": bpr (Batch Prioritized Routing) orders rows for a "
+              "capacity; it needs capacity_factor > 0");
   if (r.has("last")) m.blocks = last_blocks(blocks, last);
   return m;
 }
 
 nlohmann::json moe_to_json(const MoEConfig& m) {
-  return {{"experts", m.experts},         {"top_k", m.top_k},
-          {"shared_expert", m.shared_expert}, {"routing", m.routing == RoutingLevel::Image ? "image" : "token"},
-          {"aux_alpha", m.aux_alpha},     {"blocks", m.blocks}};
+  return {{"experts", m.experts},
+          {"top_k", m.top_k},
+          {"shared_expert", m.shared_expert},
+          {"routing", m.routing == RoutingLevel::Image ? "image" : "token"},
+          {"aux_alpha", m.aux_alpha},
+          {"balance", balance_name(m.balance)},
+          {"gate", gate_name(m.gate)},
+          {"gate_dim", m.gate_dim},
+          {"renormalize", m.renormalize},
+          {"capacity_factor", m.capacity_factor},
+          {"bpr", m.bpr},
+          {"blocks", m.blocks}};
 }
 
 }  // namespace vimoe::models

@@ -125,8 +125,9 @@ VisionTransformer::VisionTransformer(const ViTConfig& v, const MoEConfig& m) : v
 
 // From-scratch initialisation, as timm's VisionTransformer does it (init_weights with
 // init_weights_vit_timm), the recipe most from-scratch ViT results use, by module type:
-//   - Linear (attention, MLP, router, head): trunc_normal_(std 0.02) with timm's bounds,
+//   - Linear (attention, MLP, head): trunc_normal_(std 0.02) with timm's bounds,
 //     absolute -2 and 2, in effect an untruncated normal; biases 0;
+//   - MoE routers: the gate's rule (models/gates.h; the linear gate's is the Linear one);
 //   - MoE experts: the same draw over each stacked expert weight (independent experts: identical
 //     ones would receive identical updates until routing tells them apart; starting from
 //     DINOv2, load_dinov2 seeds every expert from the pretrained MLP instead); biases 0;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <numbers>
 
 #include "tests/test_util.h"
 
@@ -121,6 +122,29 @@ TEST(Elementwise, UnaryOnIntegers) {
   EXPECT_TRUE(values_are(s, {2}, {2, 3}));
   EXPECT_EQ(exp(x).dtype(), DType::F32);
   EXPECT_TRUE(values_are(exp(x), {3}, {std::exp(-3.0), 1, std::exp(5.0)}, 1e-4));
+}
+
+TEST(Elementwise, ErfValuesGradientAndIntegers) {
+  // 0, both signs, and |x| > 3, where erf is within 1e-5 of -1 or 1.
+  const std::vector<double> v = {-3.5, -1, -0.25, 0, 0.5, 2, 4.5};
+  std::vector<double> want, slope;
+  for (double a : v) {
+    want.push_back(std::erf(a));
+    slope.push_back(2 / std::sqrt(std::numbers::pi) * std::exp(-a * a));
+  }
+  // f64 calls the same libm erf (the slack covers a compiler folding std::erf at build time).
+  EXPECT_TRUE(values_are(erf(f64(v, {7})), {7}, want, 1e-15));
+  const Tensor y = erf(f32(std::vector<float>(v.begin(), v.end()), {7}));
+  EXPECT_EQ(y.dtype(), DType::F32);
+  EXPECT_TRUE(values_are(y, {7}, want, 1e-6));
+  const Tensor x = f64(v, {7}).set_requires_grad(true);
+  sum(erf(x)).backward();
+  EXPECT_EQ(x.grad().dtype(), DType::F64);
+  EXPECT_TRUE(values_are(x.grad(), {7}, slope, 1e-12));
+  // Integers compute in f32, as for the other transcendental ops.
+  const Tensor n = erf(i32({-3, 0, 5}, {3}));
+  EXPECT_EQ(n.dtype(), DType::F32);
+  EXPECT_TRUE(values_are(n, {3}, {std::erf(-3.0), 0, std::erf(5.0)}, 1e-6));
 }
 
 TEST(Elementwise, WhereValues) {

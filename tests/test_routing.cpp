@@ -82,3 +82,60 @@ TEST(Routing, BadInputs) {
   EXPECT_VIMOE_ERROR(route_topk(Tensor::zeros({2, 4}), 5, false, 0), "route_topk", "k must be in 1..4", "5");
   EXPECT_VIMOE_ERROR(route_topk(Tensor::zeros({2, 4}, DType::I32), 1, false, 0), "route_topk", "floating");
 }
+
+namespace {
+
+std::vector<float> keep_of(const std::vector<int32_t>& ids, int64_t k, int64_t experts, int64_t capacity,
+                           const std::vector<float>& priority = {}) {
+  const int64_t rows = static_cast<int64_t>(ids.size()) / k;
+  const Tensor prio = priority.empty() ? Tensor() : Tensor::from_vector<float>(priority, {rows});
+  return capacity_mask(Tensor::from_vector<int32_t>(ids, {rows, k}), experts, capacity, prio, DType::F32)
+      .to_vector<float>();
+}
+
+}  // namespace
+
+TEST(Capacity, RowsBeyondAnExpertsCapacityAreDroppedInRowOrder) {
+  // Five rows, top-1, two experts of capacity 2: expert 0 is chosen by rows 0, 1, 3, 4 and keeps
+  // the first two; expert 1 (row 2) has room.
+  EXPECT_EQ(keep_of({0, 0, 1, 0, 0}, 1, 2, 2), (std::vector<float>{1, 1, 1, 0, 0}));
+  // Capacity 0 drops everything; a capacity above the demand drops nothing.
+  EXPECT_EQ(keep_of({0, 1, 1}, 1, 2, 0), (std::vector<float>{0, 0, 0}));
+  EXPECT_EQ(keep_of({0, 1, 1}, 1, 2, 3), (std::vector<float>{1, 1, 1}));
+}
+
+TEST(Capacity, BatchPrioritizedRoutingServesTheMostConfidentRowsFirst) {
+  // The same five rows, now with priorities (their top gate values): expert 0's rows 0, 1, 3, 4
+  // have 0.3, 0.6, 0.9, 0.5, so rows 3 and 1 keep their slots and rows 0 and 4 are dropped.
+  EXPECT_EQ(keep_of({0, 0, 1, 0, 0}, 1, 2, 2, {0.3f, 0.6f, 0.8f, 0.9f, 0.5f}), (std::vector<float>{0, 1, 1, 1, 0}));
+  // Equal priorities fall back to row order.
+  EXPECT_EQ(keep_of({0, 0, 0}, 1, 1, 2, {0.5f, 0.5f, 0.5f}), (std::vector<float>{1, 1, 0}));
+}
+
+TEST(Capacity, FirstChoicesClaimCapacityBeforeSecondChoices) {
+  // Top-2 over three experts, capacity 2. Row order: row 0 (0, 1), row 1 (1, 0), row 2 (0, 2).
+  // First choices: expert 0 <- rows 0, 2; expert 1 <- row 1. Second choices: row 0's expert 1
+  // fits (1 used), row 1's expert 0 does not (full), row 2's expert 2 fits.
+  EXPECT_EQ(keep_of({0, 1, 1, 0, 0, 2}, 2, 3, 2), (std::vector<float>{1, 1, 1, 0, 1, 1}));
+  // Had the slots gone row by row instead, row 1's second choice (expert 0) would have taken
+  // the place of row 2's first choice.
+  // With priority row 2 > row 1 > row 0, the first choices are served 2, 1, 0 and the second
+  // choices in that order: expert 0 <- rows 2, 0 (full), expert 1 <- row 1, then row 1's
+  // expert 0 is dropped, row 0's expert 1 fits.
+  EXPECT_EQ(keep_of({0, 1, 1, 0, 0, 2}, 2, 3, 2, {0.1f, 0.2f, 0.3f}), (std::vector<float>{1, 1, 1, 0, 1, 1}));
+  // Capacity 1 with the same priority: first choices 2 -> e0, 1 -> e1, 0 -> e0 dropped; second
+  // choices 2 -> e2 kept, 1 -> e0 dropped, 0 -> e1 dropped.
+  EXPECT_EQ(keep_of({0, 1, 1, 0, 0, 2}, 2, 3, 1, {0.1f, 0.2f, 0.3f}), (std::vector<float>{0, 0, 1, 0, 1, 1}));
+}
+
+TEST(Capacity, CapacityFromTheFactorAndBadInputs) {
+  EXPECT_EQ(expert_capacity(1.0, 1, 6, 3), 2);   // exactly 2, not 3 from a rounding error
+  EXPECT_EQ(expert_capacity(1.0, 2, 6, 4), 3);
+  EXPECT_EQ(expert_capacity(1.25, 1, 10, 4), 4);  // ceil(3.125)
+  EXPECT_EQ(expert_capacity(0.01, 1, 10, 4), 1);  // never 0
+  EXPECT_VIMOE_ERROR(expert_capacity(0, 1, 10, 4), "expert_capacity", "positive");
+  EXPECT_VIMOE_ERROR(keep_of({0, 3}, 1, 2, 1), "capacity_mask", "expert id 3", "[0, 2)");
+  EXPECT_VIMOE_ERROR(capacity_mask(Tensor::zeros({2, 1}), 2, 1, Tensor(), DType::F32), "capacity_mask", "i32");
+  EXPECT_VIMOE_ERROR(capacity_mask(Tensor::from_vector<int32_t>({0, 1}, {2, 1}), 2, 1, Tensor::zeros({3}), DType::F32),
+                     "capacity_mask", "priority must be [2]");
+}

@@ -209,3 +209,80 @@ TEST(RunConfigValues, LegacyModelMetadataRebuildsTheViT) {
   const nlohmann::json current = model->config();
   EXPECT_EQ(app::stored_model_config(current, run), current) << "a named configuration is taken as it is";
 }
+
+// The routing options reach the model's MoE configuration, need an MoE model, and agree.
+TEST(RunConfigValues, RoutingOptionsReachTheMoEConfiguration) {
+  app::RunConfig c;
+  CLI::App cli;
+  app::add_options(cli, c);
+  const char* argv[] = {"vimoe-train", "--experts", "4", "--moe-last", "2", "--top-k", "2", "--gate", "cosine",
+                        "--gate-dim", "8", "--renormalize-gates", "--capacity-factor", "1.25", "--bpr",
+                        "--balance", "importance_load"};
+  cli.parse(17, argv);
+  const nlohmann::json m = c.moe_options();
+  EXPECT_EQ(m.at("gate"), "cosine");
+  EXPECT_EQ(m.at("gate_dim"), 8);
+  EXPECT_EQ(m.at("renormalize"), true);
+  EXPECT_EQ(m.at("capacity_factor"), 1.25);
+  EXPECT_EQ(m.at("bpr"), true);
+  EXPECT_EQ(m.at("balance"), "importance_load");
+  const auto model = models::create_model("vit_tiny", c.model_options(10, 1));
+  const models::MoEConfig& moe = model->moe_config();
+  EXPECT_EQ(moe.gate, models::GateKind::Cosine);
+  EXPECT_EQ(moe.gate_dim, 8);
+  EXPECT_TRUE(moe.renormalize);
+  EXPECT_EQ(moe.capacity_factor, 1.25);
+  EXPECT_TRUE(moe.bpr);
+  EXPECT_EQ(moe.balance, models::BalanceLoss::ImportanceLoad);
+  EXPECT_NE(model->describe().find("cosine gate, renormalised, capacity 1.25 BPR, balance importance_load"),
+            std::string::npos)
+      << model->describe();
+  // The stored configuration rebuilds the same model.
+  EXPECT_EQ(models::create_model_from_config(model->config())->config(), model->config());
+  // The defaults: dropless, probabilities as they are, the switch loss, a linear gate.
+  app::RunConfig d;
+  d.experts = 4;
+  d.moe_last = 1;
+  d.top_k = 2;
+  const auto plain = models::create_model("vit_tiny", d.model_options(10, 1));
+  EXPECT_FALSE(plain->moe_config().renormalize);
+  EXPECT_EQ(plain->moe_config().capacity_factor, 0);
+  EXPECT_EQ(plain->moe_config().gate, models::GateKind::Linear);
+
+  app::RunConfig bad;
+  bad.capacity_factor = 1;  // a dense model
+  EXPECT_VIMOE_ERROR(bad.moe_options(), "--capacity-factor", "--experts > 0");
+  bad = {};
+  bad.experts = 4;
+  bad.moe_last = 1;
+  bad.bpr = true;
+  EXPECT_VIMOE_ERROR(bad.moe_options(), "--bpr", "--capacity-factor > 0");
+  EXPECT_VIMOE_ERROR(models::create_model("vit_tiny", {{"moe", {{"experts", 4}, {"last", 1}, {"gate", "dot"}}}}),
+                     "unknown router gate \"dot\"");
+  EXPECT_VIMOE_ERROR(models::create_model("vit_tiny", {{"moe", {{"experts", 4}, {"last", 1}, {"balance", "aux"}}}}),
+                     "unknown load-balancing loss \"aux\"", "switch, importance_load, none");
+}
+
+// Runs and models stored before --renormalize-gates renormalised whenever top-k > 1: they
+// keep doing so, while new runs default to the probabilities as they are.
+TEST(RunConfigValues, StoredRunsKeepTheirGateRenormalisation) {
+  nlohmann::json old_run = app::to_json(app::RunConfig{});
+  old_run.erase("renormalize_gates");
+  old_run["top_k"] = 2;
+  EXPECT_TRUE(app::from_json(old_run).renormalize_gates);
+  old_run["top_k"] = 1;
+  EXPECT_FALSE(app::from_json(old_run).renormalize_gates);
+  nlohmann::json new_run = app::to_json(app::RunConfig{});
+  new_run["top_k"] = 2;
+  EXPECT_FALSE(app::from_json(new_run).renormalize_gates);
+
+  app::RunConfig run;
+  run.experts = 4;
+  run.moe_last = 1;
+  run.top_k = 2;
+  nlohmann::json stored = models::create_model("vit_tiny", run.model_options(10, 1))->config();
+  stored["moe"].erase("renormalize");
+  const nlohmann::json restored = app::stored_model_config(stored, run);
+  EXPECT_EQ(restored.at("moe").at("renormalize"), true);
+  EXPECT_TRUE(models::create_model_from_config(restored)->moe_config().renormalize);
+}

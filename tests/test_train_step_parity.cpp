@@ -56,6 +56,7 @@ app::RunConfig run_config(const nlohmann::json& j) {
   c.experts = e.at("experts");
   c.moe_blocks = e.at("blocks").get<std::vector<int64_t>>();
   c.top_k = e.at("top_k");
+  c.renormalize_gates = e.at("renormalize");
   c.shared_expert = e.at("shared_expert");
   c.routing = e.at("routing");
   c.aux_alpha = e.at("aux_alpha");

@@ -44,6 +44,12 @@ nlohmann::json RunConfig::moe_options() const {
                              : !moe_placement.empty() ? "--moe-placement"
                              : shared_expert          ? "--shared-expert"
                              : top_k != 1             ? "--top-k"
+                             : gate != "linear"       ? "--gate"
+                             : gate_dim != 0          ? "--gate-dim"
+                             : renormalize_gates      ? "--renormalize-gates"
+                             : capacity_factor != 0   ? "--capacity-factor"
+                             : bpr                    ? "--bpr"
+                             : balance != "switch"    ? "--balance"
                                                       : nullptr;
     VIMOE_CHECK(moe_option == nullptr, moe_option, " needs --experts > 0; with --experts 0 the model is dense");
     return nullptr;
@@ -54,8 +60,20 @@ nlohmann::json RunConfig::moe_options() const {
   const int choices = (moe_last > 0) + (!moe_blocks.empty()) + moe_every_second + (!moe_placement.empty());
   VIMOE_CHECK(choices == 1, "an MoE model needs exactly one of --moe-last, --moe-blocks, --moe-every-second, "
               "--moe-placement; found ", choices);
-  nlohmann::json m = {{"experts", experts}, {"top_k", top_k}, {"shared_expert", shared_expert},
-                      {"routing", routing}, {"aux_alpha", aux_alpha}};
+  VIMOE_CHECK(capacity_factor >= 0, "--capacity-factor must be >= 0 (0: dropless), found ", capacity_factor);
+  VIMOE_CHECK(!bpr || capacity_factor > 0, "--bpr orders rows for an expert capacity; it needs --capacity-factor > 0");
+  VIMOE_CHECK(gate_dim >= 0, "--gate-dim must be >= 0 (0: the gate's default), found ", gate_dim);
+  nlohmann::json m = {{"experts", experts},
+                      {"top_k", top_k},
+                      {"shared_expert", shared_expert},
+                      {"routing", routing},
+                      {"aux_alpha", aux_alpha},
+                      {"balance", balance},
+                      {"gate", gate},
+                      {"gate_dim", gate_dim},
+                      {"renormalize", renormalize_gates},
+                      {"capacity_factor", capacity_factor},
+                      {"bpr", bpr}};
   if (moe_last > 0) m["last"] = moe_last;
   else if (!moe_blocks.empty()) m["blocks"] = moe_blocks;
   else if (moe_every_second) m["placement"] = "every2";
@@ -133,6 +151,23 @@ void add_options(CLI::App& app, RunConfig& c) {
   g->add_flag("--shared-expert", c.shared_expert, "add a dense shared expert to each MoE layer");
   g->add_option("--routing", c.routing, "image (CLS decides) or token")->capture_default_str();
   g->add_option("--aux-alpha", c.aux_alpha, "load-balancing loss weight")->capture_default_str();
+  g->add_option("--balance", c.balance,
+                "load-balancing loss: switch (alpha N sum f_i P_i), importance_load (Shazeer's importance + "
+                "load losses with V-MoE's router noise), none")
+      ->check(CLI::IsMember({"switch", "importance_load", "none"}))
+      ->capture_default_str();
+  g->add_option("--gate", c.gate,
+                "router gate: linear, cosine (projection, then cosine similarity to learned expert codes with a "
+                "learned temperature), l2 (the same with negative Euclidean distance)")
+      ->check(CLI::IsMember({"linear", "cosine", "l2"}))
+      ->capture_default_str();
+  g->add_option("--gate-dim", c.gate_dim, "cosine / l2 gates' projection width (0: min(width / 2, 256))");
+  g->add_flag("--renormalize-gates", c.renormalize_gates, "renormalise the top-k gates to sum to 1 (off: the "
+              "softmax probabilities as they are, as the papers' equations)");
+  g->add_option("--capacity-factor", c.capacity_factor,
+                "expert capacity ceil(C k rows / N); rows beyond it are dropped (keep the residual); 0: dropless")
+      ->capture_default_str();
+  g->add_flag("--bpr", c.bpr, "Batch Prioritized Routing: rows claim capacity by their top gate value");
   g->add_option("--head", c.head, "cls or cls+mean")->capture_default_str();
   g->add_option("--drop-path", c.drop_path, "stochastic depth rate")->capture_default_str();
   g->add_option("--layer-scale", c.layer_scale,
@@ -189,7 +224,7 @@ void add_options(CLI::App& app, RunConfig& c) {
 
 #define VIMOE_RUN_FIELDS(X)                                                                      \
   X(model) X(image_size) X(patch_size) X(width) X(depth) X(heads) X(mlp_ratio) X(registers) X(init) X(experts) X(moe_last) X(moe_blocks)              \
-  X(moe_every_second) X(moe_placement) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(head) X(drop_path)     \
+  X(moe_every_second) X(moe_placement) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(balance) X(gate) X(gate_dim) X(renormalize_gates) X(capacity_factor) X(bpr) X(head) X(drop_path)     \
   X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(crop_padding) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
   X(layer_decay) X(clip_grad) X(max_bad_steps) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
@@ -212,6 +247,8 @@ RunConfig from_json(const nlohmann::json& j) {
 #undef X
     // Runs stored before --precision existed trained in f32: evaluate them so.
     if (!j.contains("precision")) c.precision = "f32";
+    // Runs stored before --renormalize-gates existed renormalised the gates whenever top-k > 1.
+    if (!j.contains("renormalize_gates")) c.renormalize_gates = c.top_k > 1;
   } catch (const nlohmann::json::exception& e) {
     VIMOE_FAIL("run configuration: ", e.what());
   }
@@ -256,7 +293,13 @@ RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std:
 
 nlohmann::json stored_model_config(const nlohmann::json& model, const RunConfig& run) {
   VIMOE_CHECK(model.is_object(), "model configuration: expected a JSON object, found ", model.type_name());
-  if (model.contains("name")) return model;
+  if (model.contains("name")) {
+    nlohmann::json j = model;
+    // MoE configurations stored before "renormalize" existed renormalised whenever top_k > 1.
+    if (j.contains("moe") && j["moe"].is_object() && !j["moe"].contains("renormalize"))
+      j["moe"]["renormalize"] = j["moe"].value("top_k", int64_t{1}) > 1;
+    return j;
+  }
   nlohmann::json j = model;  // a ViT's fields, stored before the factory; the MoE layers came from the run
   j["name"] = run.model;
   const nlohmann::json moe = run.moe_options();

@@ -31,6 +31,14 @@ struct RunConfig {
   bool shared_expert = false;
   std::string routing = "image";       // "image" or "token"
   double aux_alpha = 0.01;
+  std::string balance = "switch";      // "switch", "importance_load" or "none"
+  std::string gate = "linear";         // "linear", "cosine" or "l2"
+  int64_t gate_dim = 0;                // cosine / l2 projection width (0: min(width / 2, 256))
+  // Gates renormalised over the chosen top-k. Runs stored before the option existed had it on
+  // whenever top_k > 1, and load so (from_json).
+  bool renormalize_gates = false;
+  double capacity_factor = 0;          // 0: dropless
+  bool bpr = false;                    // Batch Prioritized Routing (needs a capacity factor)
   std::string head = "cls";            // "cls" or "cls+mean"
   double drop_path = 0.0;
   // LayerScale's initial value; 0: the preset's; kNoLayerScale (--layer-scale none): blocks
@@ -115,12 +123,14 @@ RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std:
 void add_options(CLI::App& app, RunConfig& cfg);
 
 nlohmann::json to_json(const RunConfig& cfg);
-RunConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults, but a missing
-                                               // precision means f32 (runs from before it existed)
+// Missing keys keep their defaults, except for runs from before an option existed: a missing
+// precision means f32, a missing renormalize_gates means top_k > 1.
+RunConfig from_json(const nlohmann::json& j);
 
 // The model configuration stored in a checkpoint (ImageModel::config(), under "model") as
 // models::create_model_from_config takes it. Checkpoints written before the model factory
-// stored a ViT's fields without a name; those get the run's model name and MoE options.
+// stored a ViT's fields without a name; those get the run's model name and MoE options. An MoE
+// configuration without "renormalize" (stored before it existed) gets top_k > 1.
 nlohmann::json stored_model_config(const nlohmann::json& model_metadata, const RunConfig& run);
 
 }  // namespace vimoe::app

@@ -36,7 +36,10 @@ MicroBatchLoss TrainStep::micro_batch(const data::Batch& batch) {
   }
   (loss / static_cast<double>(recipe_.accum_steps)).backward();
   step_loss_ = step_loss_.defined() ? step_loss_ + loss.detach() : loss.detach();
-  return {task.detach(), out.aux_loss.detach()};
+  MicroBatchLoss result{task.detach(), out.aux_loss.detach(), {}};
+  for (const Routing& r : out.routing)
+    if (r.keep.defined()) result.dropped.push_back(1.0 - mean(r.keep.detach()));
+  return result;
 }
 
 StepResult TrainStep::finish(int64_t step) {

@@ -29,6 +29,9 @@ struct StepRecipe {
 // What one micro-batch gave, as detached device scalars (reading them waits for the device).
 struct MicroBatchLoss {
   Tensor task, aux;
+  // Per MoE layer with an expert capacity, the fraction of its routing slots dropped; empty
+  // when every layer is dropless.
+  std::vector<Tensor> dropped;
 };
 
 // What one optimiser step did.

@@ -133,17 +133,26 @@ static std::string skipped_note(int64_t train, int64_t val) {
          " skipped (" + std::to_string(train) + " training, " + std::to_string(val) + " validation)";
 }
 
-void Trainer::print_progress(double loss, double aux, double images_per_s, bool final_line) {
+void Trainer::print_progress(double loss, double aux, const std::vector<double>& dropped, double images_per_s,
+                             bool final_line) {
   static const bool tty = ::isatty(::fileno(stderr));
   const double remaining = images_per_s > 0 ? static_cast<double>((total_steps_ - step_) * cfg_.batch_size *
                                                                   cfg_.accum_steps) / images_per_s
                                             : 0;
   const int64_t eta = static_cast<int64_t>(remaining);
+  // With an expert capacity: the share of routing slots dropped, averaged over the MoE layers
+  // (each layer's is in metrics.jsonl).
+  char drop[32] = "";
+  if (!dropped.empty()) {
+    double total = 0;
+    for (double d : dropped) total += d;
+    std::snprintf(drop, sizeof drop, "  drop %.1f%%", 100.0 * total / static_cast<double>(dropped.size()));
+  }
   char line[256];
   std::snprintf(line, sizeof line,
-                "epoch %lld/%lld  step %lld/%lld  loss %.4f  aux %.4f  lr %.2e  %.0f img/s  ETA %lldm%02llds",
+                "epoch %lld/%lld  step %lld/%lld  loss %.4f  aux %.4f%s  lr %.2e  %.0f img/s  ETA %lldm%02llds",
                 static_cast<long long>(std::min(step_ / steps_per_epoch_ + 1, cfg_.epochs)), static_cast<long long>(cfg_.epochs),
-                static_cast<long long>(step_), static_cast<long long>(total_steps_), loss, aux, optimizer_->lr(),
+                static_cast<long long>(step_), static_cast<long long>(total_steps_), loss, aux, drop, optimizer_->lr(),
                 images_per_s, static_cast<long long>(eta / 60), static_cast<long long>(eta % 60));
   if (tty) std::fprintf(stderr, "\r%-110s%s", line, final_line ? "\n" : "");
   else std::fprintf(stderr, "%s\n", line);
@@ -163,6 +172,7 @@ int Trainer::run() {
   const std::string last = (fs::path(cfg_.out) / "last.safetensors").string();
   // Losses are summed on the device and read once per log line: no host sync per step.
   Tensor window_loss, window_aux, last_grad_norm;
+  std::vector<Tensor> window_dropped;  // per capacity-limited MoE layer
   int64_t window_steps = 0, logged_images = 0;
   auto window_start = Clock::now();
   // Epochs fully consumed: the loader sits at the end of epoch e (batch == batches_per_epoch)
@@ -185,6 +195,9 @@ int Trainer::run() {
       const MicroBatchLoss l = step_runner_->micro_batch(*b);
       window_loss = window_loss.defined() ? window_loss + l.task : l.task;
       window_aux = window_aux.defined() ? window_aux + l.aux : l.aux;
+      window_dropped.resize(l.dropped.size());
+      for (size_t i = 0; i < l.dropped.size(); ++i)
+        window_dropped[i] = window_dropped[i].defined() ? window_dropped[i] + l.dropped[i] : l.dropped[i];
       logged_images += b->images.size(0);
     }
     window_steps += cfg_.accum_steps;
@@ -214,11 +227,17 @@ int Trainer::run() {
       const double ips = secs > 0 ? static_cast<double>(logged_images) / secs : 0;
       const double loss = window_loss.item<double>() / static_cast<double>(window_steps);
       const double aux = window_aux.item<double>() / static_cast<double>(window_steps);
-      print_progress(loss, aux, ips, step_ == total_steps_);
-      log_metrics({{"step", step_}, {"epoch", train_loader_->position().epoch}, {"loss_avg", loss},
-                   {"aux_loss", aux}, {"lr", optimizer_->lr()}, {"grad_norm", last_grad_norm.item<double>()},
-                   {"images_per_s", ips}});
+      std::vector<double> dropped;
+      for (const Tensor& d : window_dropped) dropped.push_back(d.item<double>() / static_cast<double>(window_steps));
+      print_progress(loss, aux, dropped, ips, step_ == total_steps_);
+      nlohmann::json line = {{"step", step_},       {"epoch", train_loader_->position().epoch},
+                             {"loss_avg", loss},    {"aux_loss", aux},
+                             {"lr", optimizer_->lr()}, {"grad_norm", last_grad_norm.item<double>()},
+                             {"images_per_s", ips}};
+      if (!dropped.empty()) line["dropped_fraction"] = dropped;  // per MoE layer, in depth order
+      log_metrics(line);
       window_loss = window_aux = Tensor();
+      window_dropped.clear();
       window_steps = logged_images = 0;
       window_start = Clock::now();
     }

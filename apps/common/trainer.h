@@ -42,7 +42,9 @@ class Trainer {
 
  private:
   void log_metrics(const nlohmann::json& record);
-  void print_progress(double loss, double aux, double images_per_s, bool final_line);  // means since the last line
+  // Means since the last line; `dropped`: per capacity-limited MoE layer (empty: dropless).
+  void print_progress(double loss, double aux, const std::vector<double>& dropped, double images_per_s,
+                      bool final_line);
   // One warning line per unreadable image the first time it is met (it recurs each epoch).
   void warn_unreadable(const std::vector<data::SkippedSample>& skipped, const char* split);
 

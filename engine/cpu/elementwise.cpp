@@ -128,6 +128,7 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& out) {
     case UnaryOp::Tanh: return unary_dispatch<UnaryOp::Tanh>(x, out);
     case UnaryOp::Relu: return unary_dispatch<UnaryOp::Relu>(x, out);
     case UnaryOp::Abs: return unary_dispatch<UnaryOp::Abs>(x, out);
+    case UnaryOp::Erf: return unary_dispatch<UnaryOp::Erf>(x, out);
   }
 }
 

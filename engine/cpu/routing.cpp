@@ -95,4 +95,25 @@ void routing_backward(const Tensor& probs, const Tensor& ids, const Tensor& load
   else backward_typed<float>(probs, ids, load, dgates, daux, renormalize, alpha, dlogits);
 }
 
+void capacity_mask(const Tensor& ids, const Tensor& priority, int64_t experts, int64_t capacity,
+                   const Tensor& keep) {
+  const int64_t R = ids.size(0), k = ids.size(1);
+  const int32_t* id = ids.data<int32_t>();
+  uint8_t* out = keep.data<uint8_t>();
+  std::vector<int64_t> rows(R);
+  std::iota(rows.begin(), rows.end(), 0);
+  if (priority.defined()) {
+    const double* pr = priority.data<double>();
+    std::stable_sort(rows.begin(), rows.end(), [&](int64_t a, int64_t b) { return pr[a] > pr[b]; });
+  }
+  std::vector<int64_t> used(experts, 0);
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t r : rows) {
+      const int32_t e = id[r * k + j];
+      const bool fits = used[e] < capacity;
+      used[e] += fits;
+      out[r * k + j] = fits;
+    }
+}
+
 }  // namespace vimoe::cpu

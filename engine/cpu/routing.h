@@ -17,4 +17,9 @@ void routing_backward(const Tensor& probs, const Tensor& ids, const Tensor& load
                       const Tensor& dgates, double daux, bool renormalize, double alpha,
                       const Tensor& dlogits);
 
+// Expert capacity (engine/ops/routing.h, capacity_mask): ids [R, k] i32, priority [R] f64
+// (undefined: row order), keep [R, k] u8, all contiguous CPU tensors.
+void capacity_mask(const Tensor& ids, const Tensor& priority, int64_t experts, int64_t capacity,
+                   const Tensor& keep);
+
 }  // namespace vimoe::cpu

@@ -1,6 +1,7 @@
 #include "engine/ops/elementwise.h"
 
 #include <cmath>
+#include <numbers>
 
 #include "engine/autograd.h"
 #include "engine/cpu/elementwise.h"
@@ -250,6 +251,15 @@ Tensor tanh(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Tanh, x, "tanh");
   autograd::record("tanh", out, {x}, [y = out.detach()](const Tensor& g) {
     return std::vector<Tensor>{g * (1.0 - y * y)};
+  });
+  return out;
+}
+
+// d erf(x) = 2/sqrt(pi) exp(-x^2).
+Tensor erf(const Tensor& x) {
+  Tensor out = unary_forward(UnaryOp::Erf, x, "erf");
+  autograd::record("erf", out, {x}, [x](const Tensor& g) {
+    return std::vector<Tensor>{g * exp(neg(x * x)) * (2.0 * std::numbers::inv_sqrtpi)};
   });
   return out;
 }

@@ -24,14 +24,17 @@ Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor scalar_like(double value, const Tensor& like);
 
 // ---- unary (differentiable) ----------------------------------------------------------
-// neg, relu and abs keep integer dtypes; exp, log, sqrt, rsqrt and tanh compute integer
-// inputs in f32. relu and abs have gradient 0 at 0.
+// neg, relu and abs keep integer dtypes; exp, log, sqrt, rsqrt, tanh and erf compute
+// integer inputs in f32. relu and abs have gradient 0 at 0.
 Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 Tensor tanh(const Tensor& x);
+// The Gauss error function, erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, so that the
+// normal CDF composes as Phi(z) = 0.5 * (1 + erf(z / sqrt(2))).
+Tensor erf(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor abs(const Tensor& x);
 // cond is u8 (non-zero selects a); all three broadcast, a and b promote. The gradient

@@ -14,8 +14,8 @@
 //    run in i64 on both sides and wrap identically on the store).
 //  - rounded: a correctly rounded division or sqrt (CUDA's default -prec-div / -prec-sqrt)
 //    is identical as well; a little slack all the same.
-//  - transcendental: CUDA's expf / logf / tanhf / powf are within 1-4 ulp of glibc's, which
-//    in bf16 / f16 can flip the final rounding by one half-precision ulp (2^-8 relative).
+//  - transcendental: CUDA's expf / logf / tanhf / erff / powf are within 1-4 ulp of glibc's,
+//    which in bf16 / f16 can flip the final rounding by one half-precision ulp (2^-8 relative).
 //  - backward: broadcast gradients are summed by the reduction kernel (f32 accumulation in
 //    tree order, up to 1155 terms here) against the CPU's double accumulation, and chain the
 //    forward formulas' differences (a bf16 ulp in y moves 1 - y^2 by up to 2^-7).
@@ -209,6 +209,7 @@ std::vector<UnaryCase> unary_cases() {
       {"sqrt", sqrt, 0.1, 3, kRoundedFwd, kTransBwd},
       {"rsqrt", rsqrt, 0.1, 3, kRoundedFwd, kTransBwd},
       {"tanh", tanh, -2, 2, kTransFwd, kTransBwd},
+      {"erf", erf, -2, 2, kTransFwd, kTransBwd},
       {"relu", relu, -1, 1, kExactFwd, kExactFwd},
       {"abs", abs, -1, 1, kExactFwd, kExactFwd},
   };
