@@ -2,9 +2,11 @@
 // parameters and multiply-adds. See `vimoe-eval --help`.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "apps/common/main_guard.h"
 #include "apps/common/report.h"
+#include "data/superclasses.h"
 #include "models/factory.h"
 #include "engine/cpu/host_allocator.h"
 
@@ -56,8 +58,16 @@ int run_command(RunOptions o) {
   opts.transform = vimoe::app::eval_transform(run.config, data, run.model->input().image_size, run.model->input().channels);
   vimoe::data::Loader loader(data.val, opts);
   if (o.out.empty()) o.out = (fs::path(o.checkpoint).parent_path() / "eval").string();
-  const vimoe::app::EvalResult r = vimoe::app::evaluate(
-      *run.model, loader, device, true, vimoe::app::autocast_type(run.config.precision, device));
+  // The super-classes the run trained its single router with: the map it wrote beside its
+  // checkpoints, else its --superclasses again.
+  std::optional<vimoe::data::SuperclassMap> groups;
+  const fs::path stored_groups = fs::path(o.checkpoint).parent_path() / "superclasses.json";
+  if (!run.config.superclasses.empty())
+    groups = fs::exists(stored_groups) ? vimoe::data::read_superclasses(stored_groups.string(), data.val->class_names())
+                                       : vimoe::app::superclasses(run.config, data);
+  const vimoe::app::EvalResult r =
+      vimoe::app::evaluate(*run.model, loader, device, true, vimoe::app::autocast_type(run.config.precision, device),
+                           groups ? &groups->group_of : nullptr);
   for (const vimoe::data::SkippedSample& s : r.skipped)
     std::fprintf(stderr, "warning: skipping an unreadable validation image: %s\n", s.reason.c_str());
   nlohmann::json summary =
@@ -77,6 +87,9 @@ int run_command(RunOptions o) {
   if (!r.skipped.empty())
     std::printf(" (%zu unreadable image%s skipped)", r.skipped.size(), r.skipped.size() == 1 ? "" : "s");
   std::printf("\n");
+  if (r.router_accuracy >= 0)
+    std::printf("router accuracy (the single router's choice is the label's super-class, %lld-way): %.2f%%\n",
+                static_cast<long long>(groups->groups()), 100 * r.router_accuracy);
   for (size_t c = 0; c < r.class_total.size(); ++c)
     std::printf("  %-14s %6.2f%%\n", data.val->class_names()[c].c_str(),
                 r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0);

@@ -102,6 +102,11 @@ ModelSize model_size(const ViTConfig& v, const MoEConfig& m) {
     inactive += layer.total_params - layer.active_params;
     s.macs += (m.top_k + (m.shared_expert ? 1 : 0)) * ffn_macs + router_rows * layer.router_macs;
   }
+  if (m.enabled() && m.single_router) {
+    const MoELayerSize router = single_router_size(D, m);
+    s.total_params += router.total_params;
+    s.macs += router.router_macs;
+  }
   s.total_params += ln_params;  // final norm
   s.macs += ln_macs;
   if (v.num_classes > 0) {

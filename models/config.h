@@ -56,6 +56,10 @@ struct MoEConfig {
   // Expert capacity ceil(C * k * rows / N) per forward (engine/ops/routing.h); 0: dropless.
   double capacity_factor = 0;
   bool bpr = false;               // Batch Prioritized Routing: capacity by top gate, not position
+  // Mobile V-MoE (Daxberger et al.): one per-image router, placed before the first MoE block,
+  // whose decision every MoE layer takes; the layers have no router of their own. Image
+  // routing only.
+  bool single_router = false;
   std::vector<int64_t> blocks;    // which blocks get an MoE FFN
 
   bool enabled() const { return experts > 0; }

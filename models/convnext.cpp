@@ -80,6 +80,8 @@ ConvNeXt::Head::Head(int64_t dim, int64_t classes, double eps) {
 }
 
 ConvNeXt::ConvNeXt(const ConvNeXtConfig& c, const MoEConfig& m) : cfg(c), moe(m) {
+  VIMOE_CHECK(!m.single_router, "ConvNeXt: a single router (Mobile V-MoE) is a ViT option; ConvNeXt-MoE layers "
+              "route themselves");
   const size_t stages = c.depths.size();
   VIMOE_CHECK(stages >= 1 && c.dims.size() == stages, "ConvNeXt: depths [", join_ints(c.depths, ", "), "] and dims [",
               join_ints(c.dims, ", "), "] must be non-empty and of one length");
@@ -164,6 +166,8 @@ void ConvNeXt::init_weights(uint64_t seed) {
       if (conv->bias.defined()) conv->bias.zero_();
     } else if (auto* experts = dynamic_cast<MoEFFN*>(m)) {
       experts->init_experts(path, kStd, seed);
+    } else if (auto* gate = dynamic_cast<Gate*>(m)) {
+      gate->init_weights(path, seed);
     }
   }
   if (head->fc && cfg.head_init_scale != 1.0) {

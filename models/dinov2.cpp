@@ -217,7 +217,7 @@ ImportReport load_dinov2(VisionTransformer& model, const std::string& path) {
   }
   // Only what no DINOv2 checkpoint has -- the classifier head and the MoE routers -- may be
   // absent; a missing backbone tensor means a broken or foreign file, not a fresh start.
-  static const std::regex may_be_absent(R"(^(head\..*|blocks\.\d+\.moe\.router\..*)$)");
+  static const std::regex may_be_absent(R"(^(head\..*|blocks\.\d+\.moe\.router\..*|moe_router\..*)$)");
   std::vector<std::string> lacking;
   for (const auto& [name, t] : targets) {
     if (plan.count(name)) continue;

@@ -42,6 +42,7 @@ std::string describe_moe(const MoEConfig& m, const std::string& unit) {
   // The defaults (linear gate, switch loss, dropless, probabilities as they are) say nothing.
   std::string extra;
   if (m.shared_expert) extra += ", shared";
+  if (m.single_router) extra += ", single router";
   if (m.gate != GateKind::Linear) extra += ", " + gate_name(m.gate) + " gate";
   if (m.renormalize) extra += ", renormalised";
   if (m.capacity_factor > 0) {

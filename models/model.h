@@ -20,8 +20,11 @@ struct ModelOutput {
   Tensor logits;    // [B, classes]; undefined without a head
   Tensor features;  // the last features before pooling: ViT [B, T, D] after its final norm,
                     // ConvNeXt [B, C, h, w] out of its last stage
-  Tensor aux_loss;  // 0-dim: the sum of the MoE layers' load-balancing losses (0 when dense)
-  std::vector<Routing> routing;     // one per MoE layer, in depth order
+  Tensor aux_loss;  // 0-dim: the sum of the MoE layers' load-balancing losses (0 when dense;
+                    // the single router's once under a single router)
+  std::vector<Routing> routing;     // one per MoE layer, in depth order (under a single
+                                    // router, every layer's is that router's decision)
+  Tensor router_logits;             // [B, N]: the single router's logits; undefined otherwise
   std::vector<int64_t> moe_blocks;  // each MoE layer's block, counted over all stages from 0
 };
 

@@ -16,7 +16,9 @@ MoEFFN::MoEFFN(int64_t dim, int64_t hidden, const MoEConfig& cfg) : config(cfg) 
               cfg.experts, " experts is not a valid configuration");
   VIMOE_CHECK(cfg.capacity_factor >= 0 && (!cfg.bpr || cfg.capacity_factor > 0), "MoEFFN: capacity factor ",
               cfg.capacity_factor, (cfg.bpr ? " with BPR" : ""), " is not valid (0: dropless; BPR needs a capacity)");
-  router = register_module("router", make_gate(cfg.gate, dim, cfg.experts, cfg.gate_dim));
+  VIMOE_CHECK(!cfg.single_router || cfg.routing == RoutingLevel::Image, "MoEFFN: a single router needs image "
+              "routing");
+  if (!cfg.single_router) router = register_module("router", make_gate(cfg.gate, dim, cfg.experts, cfg.gate_dim));
   const int64_t N = cfg.experts;
   fc1_weight = Tensor::zeros({N, hidden, dim});
   fc1_bias = Tensor::zeros({N, hidden});
@@ -49,16 +51,17 @@ void MoEFFN::init_experts(const std::string& path, double std, uint64_t seed) {
   nn::init::trunc_normal(fc2_weight, std, seed, nn::init::join(path, "fc2_weight"));
   fc1_bias.zero_();
   fc2_bias.zero_();
-  router->init_weights(nn::init::join(path, "router"), seed);
 }
 
-Routing MoEFFN::route(const Tensor& logits) const {
+Routing MoEFFN::route(const Tensor& logits) const { return route_rows(config, logits, is_training()); }
+
+Routing route_rows(const MoEConfig& config, const Tensor& logits, bool training) {
   const int64_t N = config.experts;
   const bool importance_load = config.balance == BalanceLoss::ImportanceLoad;
   // V-MoE's router noise std: 1 / N (Riquelme et al. 2021, appendix A).
   const double sigma = 1.0 / static_cast<double>(N);
   Tensor noisy = logits;
-  if (importance_load && is_training()) {
+  if (importance_load && training) {
     Tensor eps = randn(logits.shape(), next_seed(), TensorOptions(DType::F32, logits.device()));
     noisy = logits.to(DType::F32) + eps * sigma;
   }
@@ -81,18 +84,28 @@ MoEFFN::Output MoEFFN::forward(const Tensor& x, const Tensor& router_input) cons
   VIMOE_CHECK(x.dim() == 3 && router_input.dim() == 2 && router_input.size(1) == x.size(2), "MoEFFN: expected x "
               "[B, T, D] and a router input [B, D] or [B * T, D], found x ", shape_str(x.shape()),
               " and router input ", shape_str(router_input.shape()));
-  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-  const bool image_level = router_input.size(0) == B;
-  VIMOE_CHECK(image_level || router_input.size(0) == B * T, "MoEFFN: the router input ",
+  const int64_t B = x.size(0), T = x.size(1);
+  VIMOE_CHECK(router_input.size(0) == B || router_input.size(0) == B * T, "MoEFFN: the router input ",
               shape_str(router_input.shape()), " has neither one row per image (", B, ") nor one per token (",
               B * T, ") of x ", shape_str(x.shape()));
+  VIMOE_CHECK(router, "MoEFFN: this layer takes its routing from the model's single router; call forward(x, "
+              "routing)");
+  return forward(x, route(router->forward(router_input)));
+}
+
+MoEFFN::Output MoEFFN::forward(const Tensor& x, const Routing& routing) const {
+  const int64_t R = routing.expert_ids.defined() ? routing.expert_ids.size(0) : -1;
+  VIMOE_CHECK(x.dim() == 3 && (R == x.size(0) || R == x.size(0) * x.size(1)), "MoEFFN: expected x [B, T, D] and a "
+              "routing of B or B * T rows, found x ", shape_str(x.shape()), " and ", R, " routed rows");
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  const bool image_level = R == B;
   // Under autocast the experts run in the half type: cast before dispatch, so that it moves
   // half-width rows. The router and the shared expert read f32 inputs and cast in their own
   // linear layers, so the gradients meet at x in f32 rather than in a half-precision sum.
   const Tensor hx = autocast::lower(x);
   const Tensor rows = image_level ? hx : hx.reshape({B * T, D});
   Output out;
-  out.routing = route(router->forward(router_input));
+  out.routing = routing;
   const DispatchPlan plan = plan_dispatch(out.routing.expert_ids, config.experts);
   const Tensor hidden = gelu(grouped_linear(dispatch_rows(rows, plan), fc1_weight, fc1_bias, plan));
   const Tensor expert_out = grouped_linear(hidden, fc2_weight, fc2_bias, plan);
@@ -102,11 +115,24 @@ MoEFFN::Output MoEFFN::forward(const Tensor& x, const Tensor& router_input) cons
   return out;
 }
 
+SingleRouter::SingleRouter(int64_t dim, const MoEConfig& config, double ln_eps) {
+  norm = register_module("norm", std::make_shared<nn::LayerNorm>(dim, ln_eps));
+  gate = register_module("gate", make_gate(config.gate, dim, config.experts, config.gate_dim));
+}
+
+Tensor SingleRouter::forward(const Tensor& cls) const { return gate->forward(norm->forward(cls)); }
+
+MoELayerSize single_router_size(int64_t dim, const MoEConfig& m) {
+  const int64_t params = 2 * dim + gate_params(m.gate, dim, m.experts, m.gate_dim);
+  return {params, params, gate_macs(m.gate, dim, m.experts, m.gate_dim) + 5 * dim};
+}
+
 MoELayerSize moe_layer_size(int64_t dim, int64_t hidden, const MoEConfig& m) {
-  const int64_t ffn = mlp_params(dim, hidden), router = gate_params(m.gate, dim, m.experts, m.gate_dim);
+  const int64_t ffn = mlp_params(dim, hidden);
+  const int64_t router = m.single_router ? 0 : gate_params(m.gate, dim, m.experts, m.gate_dim);
   const int64_t shared = m.shared_expert ? ffn : 0;
   return {m.experts * ffn + router + shared, m.top_k * ffn + router + shared,
-          gate_macs(m.gate, dim, m.experts, m.gate_dim)};
+          m.single_router ? 0 : gate_macs(m.gate, dim, m.experts, m.gate_dim)};
 }
 
 }  // namespace vimoe::models

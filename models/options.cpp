@@ -33,6 +33,7 @@ MoEConfig read_moe_fields(OptionReader& r, int64_t blocks, std::string& placemen
   r.get("renormalize", m.renormalize);
   r.get("capacity_factor", m.capacity_factor);
   r.get("bpr", m.bpr);
+  r.get("single_router", m.single_router);
   std::string routing = "image";
   r.get("routing", routing);
   VIMOE_CHECK(routing == "image" || routing == "token", r.model(), ": routing must be \"image\" or \"token\", found \"",
@@ -58,6 +59,8 @@ MoEConfig read_moe_fields(OptionReader& r, int64_t blocks, std::string& placemen
               m.capacity_factor);
   VIMOE_CHECK(!m.bpr || m.capacity_factor > 0, r.model(), ": bpr (Batch Prioritized Routing) orders rows for a "
               "capacity; it needs capacity_factor > 0");
+  VIMOE_CHECK(!m.single_router || m.routing == RoutingLevel::Image, r.model(), ": single_router (one per-image "
+              "router for every MoE layer) needs image routing, found token routing");
   if (r.has("last")) m.blocks = last_blocks(blocks, last);
   return m;
 }
@@ -74,6 +77,7 @@ nlohmann::json moe_to_json(const MoEConfig& m) {
           {"renormalize", m.renormalize},
           {"capacity_factor", m.capacity_factor},
           {"bpr", m.bpr},
+          {"single_router", m.single_router},
           {"blocks", m.blocks}};
 }
 

@@ -47,7 +47,7 @@ class OptionReader {
 // The "moe" object of a model's options: experts, top_k, shared_expert, routing ("image" or
 // "token"), aux_alpha, balance ("switch", "importance_load", "none"), gate ("linear",
 // "cosine", "l2") and gate_dim, renormalize (default false), capacity_factor (0: dropless)
-// and bpr, and where the MoE layers go, by exactly one of
+// and bpr, single_router (image routing only), and where the MoE layers go, by exactly one of
 //   "blocks": [i, ...]   block indices counted over all stages from 0;
 //   "last": L            the last L blocks;
 //   "placement": name    a named placement that `place` resolves for the family (returns the

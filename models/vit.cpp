@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "engine/autocast.h"
 #include "engine/autograd.h"
@@ -55,16 +56,22 @@ Block::Block(const ViTConfig& vit, const MoEConfig& moe_cfg, bool is_moe, double
   drop_path = register_module("drop_path", std::make_shared<nn::DropPath>(dp));
 }
 
-Tensor Block::forward(const Tensor& x_in, MoEFFN::Output* moe_out) const {
+Tensor Block::forward(const Tensor& x_in, MoEFFN::Output* moe_out, const Routing* given) const {
   Tensor a = attn->forward(norm1->forward(x_in));
   if (ls1) a = ls1->forward(a);
   const Tensor x = x_in + drop_path->forward(a);
   const Tensor h = norm2->forward(x);
   Tensor f;
   if (moe) {
-    const Tensor router_input =
-        moe->config.routing == RoutingLevel::Image ? h.select(1, 0) : h.reshape({h.size(0) * h.size(1), h.size(2)});
-    MoEFFN::Output o = moe->forward(h, router_input);
+    MoEFFN::Output o;
+    if (given) {
+      o = moe->forward(h, *given);
+    } else {
+      const Tensor router_input = moe->config.routing == RoutingLevel::Image
+                                      ? h.select(1, 0)
+                                      : h.reshape({h.size(0) * h.size(1), h.size(2)});
+      o = moe->forward(h, router_input);
+    }
     f = o.y;
     if (moe_out) *moe_out = std::move(o);
   } else {
@@ -116,6 +123,8 @@ VisionTransformer::VisionTransformer(const ViTConfig& v, const MoEConfig& m) : v
     const double dp = v.depth > 1 ? v.drop_path * static_cast<double>(i) / (v.depth - 1) : v.drop_path;
     blocks.push_back(block_list->append(std::make_shared<Block>(v, m, m.is_moe_block(i), dp)));
   }
+  if (m.enabled() && m.single_router)
+    moe_router = register_module("moe_router", std::make_shared<SingleRouter>(v.width, m, v.ln_eps));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(v.width, v.ln_eps));
   if (v.num_classes > 0) {
     const int64_t in = v.head_input == HeadInput::Cls ? v.width : 2 * v.width;
@@ -148,6 +157,8 @@ void VisionTransformer::init_weights(uint64_t seed) {
       nn::init::fan_in_uniform(conv->bias, fan_in, seed, nn::init::join(path, "bias"));
     } else if (auto* experts = dynamic_cast<MoEFFN*>(m)) {
       experts->init_experts(path, kStd, seed);
+    } else if (auto* gate = dynamic_cast<Gate*>(m)) {
+      gate->init_weights(path, seed);
     }
   }
   nn::init::trunc_normal(pos_embed, kStd, seed, "pos_embed");
@@ -174,6 +185,7 @@ int64_t VisionTransformer::layer_of(const std::string& name) const {
   if (name.rfind("blocks.", 0) == 0) return std::stoll(name.substr(7)) + 1;
   if (name.rfind("patch_embed", 0) == 0 || name == "cls_token" || name == "pos_embed" || name == "register_tokens")
     return 0;
+  if (name.rfind("moe_router.", 0) == 0) return *std::min_element(moe.blocks.begin(), moe.blocks.end()) + 1;
   return vit.depth + 1;  // final norm and head
 }
 
@@ -205,12 +217,18 @@ ModelOutput VisionTransformer::forward(const Tensor& images) const {
     x = concat({x.narrow(1, 0, 1), register_tokens.expand({B, vit.registers, D}), x.narrow(1, 1, gh * gw)}, 1);
 
   ModelOutput out;
+  std::optional<Routing> single;  // the single router's decision, made before the first MoE block
   for (size_t i = 0; i < blocks.size(); ++i) {
+    if (moe_router && blocks[i]->moe && !single) {
+      out.router_logits = moe_router->forward(x.select(1, 0));
+      single = route_rows(moe, out.router_logits, is_training());
+      out.aux_loss = single->aux_loss;  // counted once, not per layer
+    }
     MoEFFN::Output moe_out;
-    x = blocks[i]->forward(x, blocks[i]->moe ? &moe_out : nullptr);
+    x = blocks[i]->forward(x, blocks[i]->moe ? &moe_out : nullptr, single ? &*single : nullptr);
     if (blocks[i]->moe) {
-      out.aux_loss = out.aux_loss.defined() ? out.aux_loss + moe_out.routing.aux_loss
-                                            : moe_out.routing.aux_loss;
+      if (!single)
+        out.aux_loss = out.aux_loss.defined() ? out.aux_loss + moe_out.routing.aux_loss : moe_out.routing.aux_loss;
       out.routing.push_back(std::move(moe_out.routing));
       out.moe_blocks.push_back(static_cast<int64_t>(i));
     }

@@ -5,6 +5,10 @@
 //      LayerScales ls1 / ls2 absent when layer_scale_init is 0)
 //   -> norm -> head on CLS (or CLS with the mean patch token)
 //
+// Under a single router (Mobile V-MoE, MoEConfig::single_router) the model's "moe_router"
+// reads the CLS row entering the first MoE block and its decision drives every MoE block;
+// its logits come out as ModelOutput::router_logits (the super-class loss reads them).
+//
 // Parameter names follow the original DINOv2 repository ("blocks.3.attn.qkv.weight"), so its
 // checkpoints load by name; models/dinov2.h maps the Hugging Face layout onto them.
 #pragma once
@@ -28,8 +32,9 @@ class SelfAttention : public nn::Module {
 class Block : public nn::Module {
  public:
   Block(const ViTConfig& vit, const MoEConfig& moe, bool is_moe, double drop_path);
-  // Returns the new residual stream; fills `moe_out` when this block routes.
-  Tensor forward(const Tensor& x, MoEFFN::Output* moe_out) const;
+  // Returns the new residual stream; fills `moe_out` when this block routes. `given`: the
+  // single router's decision, which an MoE block then takes instead of routing itself.
+  Tensor forward(const Tensor& x, MoEFFN::Output* moe_out, const Routing* given = nullptr) const;
 
   std::shared_ptr<nn::LayerNorm> norm1, norm2;
   std::shared_ptr<SelfAttention> attn;
@@ -73,7 +78,8 @@ class VisionTransformer : public ImageModel {
   InputSpec input() const override { return {vit.image_size, vit.in_channels}; }
   const MoEConfig& moe_config() const override { return moe; }
   std::string routing_unit() const override { return moe.routing == RoutingLevel::Image ? "images" : "tokens"; }
-  // Embeddings layer 0, block i layer i + 1, the final norm and head depth + 1.
+  // Embeddings layer 0, block i layer i + 1 (the single router: its first MoE block's), the
+  // final norm and head depth + 1.
   int64_t num_layers() const override { return vit.depth + 1; }
   int64_t layer_of(const std::string& parameter) const override;
   bool decays(const std::string& parameter, const Tensor& p) const override;
@@ -85,6 +91,7 @@ class VisionTransformer : public ImageModel {
   std::shared_ptr<PatchEmbed> patch_embed;
   Tensor cls_token, register_tokens, pos_embed;
   std::vector<std::shared_ptr<Block>> blocks;  // also registered, in order, as "blocks.<i>"
+  std::shared_ptr<SingleRouter> moe_router;    // null unless moe.single_router
   std::shared_ptr<nn::LayerNorm> norm;
   std::shared_ptr<nn::Linear> head;  // null without classes
 };

@@ -31,7 +31,7 @@ MoEConfig token_moe(int64_t experts, int64_t k) {
 // A layer of width 2 whose linear router is the identity: logits = the token itself.
 std::unique_ptr<MoEFFN> identity_router_layer(const MoEConfig& m) {
   auto ffn = std::make_unique<MoEFFN>(2, 3, m);
-  ffn->init_experts("moe", 0.5, 3);  // distinct experts (this draws the gate too: set it after)
+  ffn->init_experts("moe", 0.5, 3);  // distinct experts
   auto* gate = dynamic_cast<LinearGate*>(ffn->router.get());
   NoGradGuard no_grad;
   gate->weight.copy_(Tensor::from_vector<float>({1, 0, 0, 1}, {2, 2}));

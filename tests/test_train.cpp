@@ -9,6 +9,7 @@
 
 #include "apps/common/report.h"
 #include "apps/common/trainer.h"
+#include "data/superclasses.h"
 #include "engine/io/safetensors.h"
 #include "models/factory.h"
 #include "models/vit.h"
@@ -311,6 +312,71 @@ TEST(Train, ConvNeXtMoETrainsResumesAndEvaluates) {
   EXPECT_TRUE(fs::exists(dir / "eval" / "routing_block5.png"));
   EXPECT_TRUE(fs::exists(dir / "eval" / "routing_block7.csv"));
   EXPECT_EQ(summary.at("model").at("total_params").get<int64_t>(), run.model->num_parameters());
+  fs::remove_all(dir);
+}
+
+// Mobile V-MoE end to end: a single router trained on super-classes (a JSON map, and the
+// random baseline), with router accuracy in the progress records, the validation records and
+// vimoe-eval's evaluation; the map is kept beside the checkpoints.
+TEST(Train, MobileVMoETrainsOnSuperclassesAndReportsRouterAccuracy) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_mobile_" + std::to_string(::getpid()));
+  app::RunConfig c = tiny_folder_run(dir);
+  c.depth = 3;
+  c.moe_last = 2;
+  c.experts = 2;
+  c.single_router = true;
+  c.balance = "none";
+  c.epochs = 2;
+  c.log_every = 2;
+  std::ofstream(dir / "groups.json") << R"({"classes": {"class0": 1, "class1": 0}, "group_names": ["b", "a"]})";
+  c.superclasses = (dir / "groups.json").string();
+  {
+    app::Trainer t(c);
+    ASSERT_EQ(t.run(), 0);
+  }
+  const std::vector<nlohmann::json> records = metric_records(fs::path(c.out) / "metrics.jsonl");
+  int progress = 0, validations_seen = 0;
+  for (const nlohmann::json& r : records) {
+    if (r.contains("loss_avg")) {
+      ++progress;
+      ASSERT_TRUE(r.contains("router_accuracy")) << r.dump();
+      EXPECT_GE(r.at("router_accuracy").get<double>(), 0.0);
+      EXPECT_LE(r.at("router_accuracy").get<double>(), 1.0);
+    }
+    if (r.contains("val_top1")) {
+      ++validations_seen;
+      EXPECT_TRUE(r.contains("val_router_accuracy")) << r.dump();
+    }
+  }
+  EXPECT_EQ(progress, 4);
+  EXPECT_EQ(validations_seen, 2);
+  const data::SuperclassMap kept =
+      data::read_superclasses((fs::path(c.out) / "superclasses.json").string(), {"class0", "class1"});
+  EXPECT_EQ(kept.group_of, (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(kept.group_names, (std::vector<std::string>{"b", "a"}));
+
+  const app::LoadedRun run = app::load_run((fs::path(c.out) / "final.safetensors").string(), Device::cpu());
+  EXPECT_TRUE(run.model->moe_config().single_router);
+  EXPECT_EQ(run.config.superclasses, c.superclasses);
+
+  // The random baseline: one group per expert, fixed by the seed; a map of another size is refused.
+  app::RunConfig r = c;
+  r.out = (dir / "random").string();
+  r.superclasses = "random";
+  r.epochs = 1;
+  {
+    app::Trainer t(r);
+    ASSERT_EQ(t.run(), 0);
+  }
+  EXPECT_EQ(data::read_superclasses((dir / "random" / "superclasses.json").string(), {"class0", "class1"}).group_of,
+            data::random_superclasses(2, 2, r.seed).group_of);
+  app::RunConfig bad = c;
+  bad.out = (dir / "bad").string();
+  bad.experts = 3;
+  EXPECT_VIMOE_ERROR(app::Trainer{bad}, "2 groups", "--experts 3", "must be equal");
+  bad.experts = 2;
+  bad.single_router = false;
+  EXPECT_VIMOE_ERROR(app::Trainer{bad}, "--superclasses", "--single-router");
   fs::remove_all(dir);
 }
 

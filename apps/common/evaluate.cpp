@@ -9,11 +9,12 @@
 #include "engine/autograd.h"
 #include "engine/ops/index.h"
 #include "engine/ops/loss.h"
+#include "engine/ops/reduce.h"
 
 namespace vimoe::app {
 
 EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device, bool progress,
-                    std::optional<DType> autocast) {
+                    std::optional<DType> autocast, const std::vector<int64_t>* group_of) {
   NoGradGuard no_grad;
   AutocastGuard mixed(autocast.value_or(DType::BF16), autocast.has_value());
   const bool was_training = model.is_training();
@@ -23,7 +24,7 @@ EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device devi
   r.class_total.assign(classes, 0);
   r.class_correct.assign(classes, 0);
   double loss_sum = 0;
-  int64_t top1 = 0, top5 = 0;
+  int64_t top1 = 0, top5 = 0, router_hits = 0;
   std::set<std::vector<int32_t>> paths;
   const bool tty = ::isatty(::fileno(stderr));
   const int64_t epoch = loader.position().epoch;
@@ -45,6 +46,10 @@ EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device devi
         ++r.class_correct[labels[i]];
       }
       for (int64_t j = 0; j < k; ++j) top5 += best[i * k + j] == labels[i];
+    }
+    if (group_of && out.router_logits.defined()) {
+      const std::vector<int64_t> chosen = argmax(out.router_logits.to(DType::F32), 1).cpu().to_vector<int64_t>();
+      for (int64_t i = 0; i < B; ++i) router_hits += chosen[i] == (*group_of)[labels[i]];
     }
     // Routing: count each image's (or token's) top-1 expert per class and layer.
     if (r.routing_counts.empty()) {
@@ -75,6 +80,8 @@ EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device devi
   r.top1 = done ? static_cast<double>(top1) / static_cast<double>(done) : 0;
   r.top5 = done ? static_cast<double>(top5) / static_cast<double>(done) : 0;
   r.distinct_paths = static_cast<int64_t>(paths.size());
+  if (group_of && done && r.routing_counts.size() > 0 && model.moe_config().single_router)
+    r.router_accuracy = static_cast<double>(router_hits) / static_cast<double>(done);
   model.train(was_training);
   return r;
 }

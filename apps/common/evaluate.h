@@ -18,10 +18,15 @@ struct EvalResult {
   std::vector<std::vector<std::vector<int64_t>>> routing_counts;
   std::vector<int64_t> moe_blocks;
   int64_t distinct_paths = 0;
+  // With super-classes and a single router: the E-way router accuracy (its top choice is the
+  // label's group); -1 otherwise.
+  double router_accuracy = -1;
   // Validation images left out because they could not be decoded (not in `images`).
   std::vector<data::SkippedSample> skipped;
 };
+// `group_of`: each class's super-class, for the router accuracy (null: none).
 EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device,
-                    bool progress, std::optional<DType> autocast = std::nullopt);
+                    bool progress, std::optional<DType> autocast = std::nullopt,
+                    const std::vector<int64_t>* group_of = nullptr);
 
 }  // namespace vimoe::app

@@ -121,6 +121,7 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     summary["routing_degree"] = std::pow(combos, static_cast<double>(r.routing_counts.size()));
     summary["distinct_paths_used"] = r.distinct_paths;
   }
+  if (r.router_accuracy >= 0) summary["router_accuracy"] = r.router_accuracy;
   summary["files"] = files;
   io::write_file_atomic((fs::path(out_dir) / "summary.json").string(), summary.dump(2) + "\n", "vimoe-eval");
   return summary;

@@ -50,6 +50,8 @@ nlohmann::json RunConfig::moe_options() const {
                              : capacity_factor != 0   ? "--capacity-factor"
                              : bpr                    ? "--bpr"
                              : balance != "switch"    ? "--balance"
+                             : single_router          ? "--single-router"
+                             : !superclasses.empty()  ? "--superclasses"
                                                       : nullptr;
     VIMOE_CHECK(moe_option == nullptr, moe_option, " needs --experts > 0; with --experts 0 the model is dense");
     return nullptr;
@@ -63,6 +65,9 @@ nlohmann::json RunConfig::moe_options() const {
   VIMOE_CHECK(capacity_factor >= 0, "--capacity-factor must be >= 0 (0: dropless), found ", capacity_factor);
   VIMOE_CHECK(!bpr || capacity_factor > 0, "--bpr orders rows for an expert capacity; it needs --capacity-factor > 0");
   VIMOE_CHECK(gate_dim >= 0, "--gate-dim must be >= 0 (0: the gate's default), found ", gate_dim);
+  VIMOE_CHECK(!single_router || routing == "image", "--single-router routes whole images; it needs --routing image");
+  VIMOE_CHECK(superclasses.empty() || single_router, "--superclasses trains the single router; it needs "
+              "--single-router");
   nlohmann::json m = {{"experts", experts},
                       {"top_k", top_k},
                       {"shared_expert", shared_expert},
@@ -73,7 +78,8 @@ nlohmann::json RunConfig::moe_options() const {
                       {"gate_dim", gate_dim},
                       {"renormalize", renormalize_gates},
                       {"capacity_factor", capacity_factor},
-                      {"bpr", bpr}};
+                      {"bpr", bpr},
+                      {"single_router", single_router}};
   if (moe_last > 0) m["last"] = moe_last;
   else if (!moe_blocks.empty()) m["blocks"] = moe_blocks;
   else if (moe_every_second) m["placement"] = "every2";
@@ -88,6 +94,7 @@ void RunConfig::make_paths_absolute() {
   absolute(data_dir);
   absolute(val_dir);
   if (init != "scratch") absolute(init);
+  if (!superclasses.empty() && superclasses != "coarse" && superclasses != "random") absolute(superclasses);
 }
 
 void RunConfig::validate() const {
@@ -101,6 +108,7 @@ void RunConfig::validate() const {
   at_least("--clip-grad", clip_grad, 0);
   at_least("--warmup-epochs", warmup_epochs, 0);
   at_least("--aux-alpha", aux_alpha, 0);
+  at_least("--superclass-weight", superclass_weight, 0);
   at_least("--mixup", mixup, 0);
   at_least("--cutmix", cutmix, 0);
   at_least("--max-steps", static_cast<double>(max_steps), 0);
@@ -168,6 +176,12 @@ void add_options(CLI::App& app, RunConfig& c) {
                 "expert capacity ceil(C k rows / N); rows beyond it are dropped (keep the residual); 0: dropless")
       ->capture_default_str();
   g->add_flag("--bpr", c.bpr, "Batch Prioritized Routing: rows claim capacity by their top gate value");
+  g->add_flag("--single-router", c.single_router,
+              "Mobile V-MoE: one per-image router before the first MoE block decides for every MoE layer");
+  g->add_option("--superclasses", c.superclasses,
+                "train the single router to predict super-classes: coarse (CIFAR-100's 20), random (a fixed random "
+                "map, one group per expert), or a JSON file {\"classes\": {name: group}} (vimoe-eval superclasses)");
+  g->add_option("--superclass-weight", c.superclass_weight, "lambda of the super-class loss")->capture_default_str();
   g->add_option("--head", c.head, "cls or cls+mean")->capture_default_str();
   g->add_option("--drop-path", c.drop_path, "stochastic depth rate")->capture_default_str();
   g->add_option("--layer-scale", c.layer_scale,
@@ -224,7 +238,7 @@ void add_options(CLI::App& app, RunConfig& c) {
 
 #define VIMOE_RUN_FIELDS(X)                                                                      \
   X(model) X(image_size) X(patch_size) X(width) X(depth) X(heads) X(mlp_ratio) X(registers) X(init) X(experts) X(moe_last) X(moe_blocks)              \
-  X(moe_every_second) X(moe_placement) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(balance) X(gate) X(gate_dim) X(renormalize_gates) X(capacity_factor) X(bpr) X(head) X(drop_path)     \
+  X(moe_every_second) X(moe_placement) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(balance) X(gate) X(gate_dim) X(renormalize_gates) X(capacity_factor) X(bpr) X(single_router) X(superclasses) X(superclass_weight) X(head) X(drop_path)     \
   X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(crop_padding) X(workers) X(mixup) X(cutmix) X(epochs)       \
   X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
   X(layer_decay) X(clip_grad) X(max_bad_steps) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \

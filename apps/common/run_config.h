@@ -39,6 +39,11 @@ struct RunConfig {
   bool renormalize_gates = false;
   double capacity_factor = 0;          // 0: dropless
   bool bpr = false;                    // Batch Prioritized Routing (needs a capacity factor)
+  bool single_router = false;          // Mobile V-MoE: one per-image router for every MoE layer
+  // The single router's super-class targets: "" (none), "coarse" (CIFAR-100's), "random" (a
+  // fixed random map, the paper's ablation) or a JSON file (data/superclasses.h).
+  std::string superclasses;
+  double superclass_weight = 0.3;      // lambda in L = L_C + lambda * CE(router logits, super-class)
   std::string head = "cls";            // "cls" or "cls+mean"
   double drop_path = 0.0;
   // LayerScale's initial value; 0: the preset's; kNoLayerScale (--layer-scale none): blocks

@@ -121,4 +121,22 @@ data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t 
   return data::eval_transform(size, size * 8 / 7, channels, s.mean, s.std);
 }
 
+std::optional<data::SuperclassMap> superclasses(const RunConfig& cfg, const Datasets& d) {
+  if (cfg.superclasses.empty()) return std::nullopt;
+  const std::vector<std::string>& names = d.train->class_names();
+  data::SuperclassMap m;
+  if (cfg.superclasses == "coarse") {
+    VIMOE_CHECK(cfg.dataset == "cifar100", "--superclasses coarse reads CIFAR-100's coarse labels; --dataset is ",
+                cfg.dataset, " (give a JSON map, or random)");
+    m = data::cifar100_coarse_superclasses(cfg.data_dir);
+  } else if (cfg.superclasses == "random") {
+    m = data::random_superclasses(static_cast<int64_t>(names.size()), cfg.experts, cfg.seed);
+  } else {
+    m = data::read_superclasses(cfg.superclasses, names);
+  }
+  VIMOE_CHECK(m.groups() == cfg.experts, "--superclasses ", cfg.superclasses, " has ", m.groups(),
+              " groups; the single router chooses among --experts ", cfg.experts, ": they must be equal");
+  return m;
+}
+
 }  // namespace vimoe::app

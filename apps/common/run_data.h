@@ -2,11 +2,13 @@
 // from a RunConfig.
 #pragma once
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "apps/common/run_config.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "data/superclasses.h"
 
 namespace vimoe::app {
 
@@ -31,5 +33,9 @@ Normalization normalization(const RunConfig& cfg);
 // (ImageNet's when starting from DINOv2).
 data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
 data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
+
+// The super-class map --superclasses names (nullopt without one), checked against the model:
+// one group per expert of the single router.
+std::optional<data::SuperclassMap> superclasses(const RunConfig& cfg, const Datasets& d);
 
 }  // namespace vimoe::app

@@ -4,6 +4,7 @@
 
 #include "engine/autocast.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/index.h"
 #include "engine/ops/loss.h"
 #include "engine/ops/reduce.h"
 #include "engine/ops/softmax.h"
@@ -21,7 +22,7 @@ TrainStep::TrainStep(models::ImageModel& model, optim::AdamW& optimizer,
 
 MicroBatchLoss TrainStep::micro_batch(const data::Batch& batch) {
   models::ModelOutput out;
-  Tensor task, loss;
+  Tensor task, aux, loss, router_accuracy;
   {
     AutocastGuard mixed(recipe_.autocast.value_or(DType::BF16), recipe_.autocast.has_value());
     out = model_.forward(batch.images.to(device_));
@@ -32,11 +33,20 @@ MicroBatchLoss TrainStep::micro_batch(const data::Batch& batch) {
     } else {
       task = cross_entropy(logits, batch.labels.to(device_), recipe_.label_smoothing);
     }
-    loss = task + out.aux_loss;
+    aux = out.aux_loss;
+    if (recipe_.group_of.defined()) {
+      VIMOE_CHECK(out.router_logits.defined(), "TrainStep: super-class targets need a model with a single router "
+                  "(--single-router)");
+      const Tensor groups = index_select(recipe_.group_of, 0, batch.labels.to(device_));
+      const Tensor router_logits = out.router_logits.to(DType::F32);
+      aux = aux + cross_entropy(router_logits, groups) * recipe_.superclass_weight;
+      router_accuracy = mean(eq(argmax(router_logits, 1), groups).to(DType::F32)).detach();
+    }
+    loss = task + aux;
   }
   (loss / static_cast<double>(recipe_.accum_steps)).backward();
   step_loss_ = step_loss_.defined() ? step_loss_ + loss.detach() : loss.detach();
-  MicroBatchLoss result{task.detach(), out.aux_loss.detach(), {}};
+  MicroBatchLoss result{task.detach(), aux.detach(), {}, router_accuracy};
   for (const Routing& r : out.routing)
     if (r.keep.defined()) result.dropped.push_back(1.0 - mean(r.keep.detach()));
   return result;

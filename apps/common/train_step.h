@@ -3,7 +3,8 @@
 // test checks is the code the app trains with.
 //   per micro-batch: forward (under the run's autocast), task loss = cross-entropy with label
 //     smoothing (soft targets from mixup / cutmix instead when the batch carries them),
-//     loss = task + the MoE load-balancing loss, (loss / accum_steps).backward();
+//     loss = task + the MoE load-balancing loss (+ the super-class loss: StepRecipe),
+//     (loss / accum_steps).backward();
 //   then: the learning rate schedule(step) (each parameter group scales it), the global
 //     gradient norm clipped to clip_grad, one AdamW update, gradients zeroed. A step whose
 //     loss or gradient norm is not finite makes no update (weights and optimiser state stay
@@ -24,6 +25,12 @@ struct StepRecipe {
   double label_smoothing = 0;
   double clip_grad = 0;              // 0: no clipping
   std::optional<DType> autocast;     // the forward's half type; nullopt: f32
+  // Mobile V-MoE's super-class loss: with `group_of` (i64 [classes] on the run's device, each
+  // class's super-class) the single router's logits get weight * CE(router logits, group of
+  // the label) added to the loss (to the aux part: it stands in for a balancing loss). Under
+  // mixup / cutmix the group is the batch's first label's (the image it was pasted into).
+  Tensor group_of;
+  double superclass_weight = 0;
 };
 
 // What one micro-batch gave, as detached device scalars (reading them waits for the device).
@@ -32,6 +39,8 @@ struct MicroBatchLoss {
   // Per MoE layer with an expert capacity, the fraction of its routing slots dropped; empty
   // when every layer is dropless.
   std::vector<Tensor> dropped;
+  // With super-classes: the share of images whose single-router top choice is their group.
+  Tensor router_accuracy;
 };
 
 // What one optimiser step did.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -70,6 +71,19 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   data_ = open_datasets(cfg_);
   const int64_t classes = data_.train->num_classes();
   model_ = build_model(cfg_, classes, data_.channels);
+  superclasses_ = superclasses(cfg_, data_);
+  if (superclasses_) {
+    std::string groups;
+    for (int64_t g = 0; g < superclasses_->groups(); ++g) {
+      groups += (g ? "; " : "") + superclasses_->group_names[g] + ":";
+      for (int64_t c = 0; c < classes; ++c)
+        if (superclasses_->group_of[c] == g) groups += " " + data_.train->class_names()[c];
+    }
+    std::fprintf(stderr, "super-classes (%s, loss weight %g): %s\n", cfg_.superclasses.c_str(), cfg_.superclass_weight,
+                 groups.c_str());
+    data::write_superclasses((fs::path(cfg_.out) / "superclasses.json").string(), *superclasses_,
+                             data_.train->class_names());
+  }
   const int64_t size = model_->input().image_size, channels = model_->input().channels;
   data::LoaderOptions train_opts;
   train_opts.batch_size = cfg_.batch_size;
@@ -108,9 +122,12 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   const optim::WarmupCosine schedule{cfg_.lr, cfg_.min_lr,
                                   std::min<int64_t>(total_steps_, static_cast<int64_t>(cfg_.warmup_epochs * steps_per_epoch)),
                                   total_steps_};
-  step_runner_ = std::make_unique<TrainStep>(
-      *model_, *optimizer_, schedule,
-      StepRecipe{cfg_.accum_steps, cfg_.label_smoothing, cfg_.clip_grad, autocast_}, device_);
+  StepRecipe recipe{cfg_.accum_steps, cfg_.label_smoothing, cfg_.clip_grad, autocast_};
+  if (superclasses_) {
+    recipe.group_of = Tensor::from_vector<int64_t>(superclasses_->group_of, {classes}).to(device_);
+    recipe.superclass_weight = cfg_.superclass_weight;
+  }
+  step_runner_ = std::make_unique<TrainStep>(*model_, *optimizer_, schedule, recipe, device_);
   if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
 }
 
@@ -133,8 +150,16 @@ static std::string skipped_note(int64_t train, int64_t val) {
          " skipped (" + std::to_string(train) + " training, " + std::to_string(val) + " validation)";
 }
 
-void Trainer::print_progress(double loss, double aux, const std::vector<double>& dropped, double images_per_s,
-                             bool final_line) {
+// "  router 87.1%": the single router's super-class accuracy, when there is one.
+static std::string router_note(const EvalResult& r) {
+  if (r.router_accuracy < 0) return "";
+  char s[32];
+  std::snprintf(s, sizeof s, "  router %.2f%%", 100 * r.router_accuracy);
+  return s;
+}
+
+void Trainer::print_progress(double loss, double aux, const std::vector<double>& dropped, double router_accuracy,
+                             double images_per_s, bool final_line) {
   static const bool tty = ::isatty(::fileno(stderr));
   const double remaining = images_per_s > 0 ? static_cast<double>((total_steps_ - step_) * cfg_.batch_size *
                                                                   cfg_.accum_steps) / images_per_s
@@ -142,11 +167,15 @@ void Trainer::print_progress(double loss, double aux, const std::vector<double>&
   const int64_t eta = static_cast<int64_t>(remaining);
   // With an expert capacity: the share of routing slots dropped, averaged over the MoE layers
   // (each layer's is in metrics.jsonl).
-  char drop[32] = "";
+  char drop[48] = "";
   if (!dropped.empty()) {
     double total = 0;
     for (double d : dropped) total += d;
     std::snprintf(drop, sizeof drop, "  drop %.1f%%", 100.0 * total / static_cast<double>(dropped.size()));
+  }
+  if (router_accuracy >= 0) {
+    const size_t used = std::strlen(drop);
+    std::snprintf(drop + used, sizeof drop - used, "  router %.1f%%", 100.0 * router_accuracy);
   }
   char line[256];
   std::snprintf(line, sizeof line,
@@ -173,6 +202,7 @@ int Trainer::run() {
   // Losses are summed on the device and read once per log line: no host sync per step.
   Tensor window_loss, window_aux, last_grad_norm;
   std::vector<Tensor> window_dropped;  // per capacity-limited MoE layer
+  Tensor window_router;                // the super-class router accuracy, summed
   int64_t window_steps = 0, logged_images = 0;
   auto window_start = Clock::now();
   // Epochs fully consumed: the loader sits at the end of epoch e (batch == batches_per_epoch)
@@ -198,6 +228,8 @@ int Trainer::run() {
       window_dropped.resize(l.dropped.size());
       for (size_t i = 0; i < l.dropped.size(); ++i)
         window_dropped[i] = window_dropped[i].defined() ? window_dropped[i] + l.dropped[i] : l.dropped[i];
+      if (l.router_accuracy.defined())
+        window_router = window_router.defined() ? window_router + l.router_accuracy : l.router_accuracy;
       logged_images += b->images.size(0);
     }
     window_steps += cfg_.accum_steps;
@@ -229,15 +261,19 @@ int Trainer::run() {
       const double aux = window_aux.item<double>() / static_cast<double>(window_steps);
       std::vector<double> dropped;
       for (const Tensor& d : window_dropped) dropped.push_back(d.item<double>() / static_cast<double>(window_steps));
-      print_progress(loss, aux, dropped, ips, step_ == total_steps_);
+      const double router =
+          window_router.defined() ? window_router.item<double>() / static_cast<double>(window_steps) : -1;
+      print_progress(loss, aux, dropped, router, ips, step_ == total_steps_);
       nlohmann::json line = {{"step", step_},       {"epoch", train_loader_->position().epoch},
                              {"loss_avg", loss},    {"aux_loss", aux},
                              {"lr", optimizer_->lr()}, {"grad_norm", last_grad_norm.item<double>()},
                              {"images_per_s", ips}};
       if (!dropped.empty()) line["dropped_fraction"] = dropped;  // per MoE layer, in depth order
+      if (router >= 0) line["router_accuracy"] = router;
       log_metrics(line);
       window_loss = window_aux = Tensor();
       window_dropped.clear();
+      window_router = Tensor();
       window_steps = logged_images = 0;
       window_start = Clock::now();
     }
@@ -255,15 +291,18 @@ int Trainer::run() {
     }
     if (epoch_end && step_ < total_steps_) {
       epochs_done = completed_epochs();
-      const EvalResult r = evaluate(*model_, *val_loader_, device_, false, autocast_);
+      const EvalResult r = evaluate(*model_, *val_loader_, device_, false, autocast_, group_of());
       warn_unreadable(r.skipped, "validation");
       const auto val_skipped = static_cast<int64_t>(r.skipped.size());
-      std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s\n",
+      std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s%s\n",
                    ::isatty(::fileno(stderr)) ? "\n" : "", r.loss, 100 * r.top1, 100 * r.top5,
-                   skipped_note(epoch_skipped_, val_skipped).c_str());
-      log_metrics({{"step", step_}, {"epoch", epochs_done}, {"val_loss", r.loss}, {"val_top1", r.top1},
-                   {"val_top5", r.top5}, {"skipped_train_images", epoch_skipped_},
-                   {"skipped_val_images", val_skipped}});
+                   router_note(r).c_str(), skipped_note(epoch_skipped_, val_skipped).c_str());
+      nlohmann::json record = {{"step", step_},       {"epoch", epochs_done},
+                               {"val_loss", r.loss},  {"val_top1", r.top1},
+                               {"val_top5", r.top5},  {"skipped_train_images", epoch_skipped_},
+                               {"skipped_val_images", val_skipped}};
+      if (r.router_accuracy >= 0) record["val_router_accuracy"] = r.router_accuracy;
+      log_metrics(record);
       epoch_skipped_ = 0;
       save_checkpoint(last);
       window_start = Clock::now();
@@ -280,16 +319,23 @@ int Trainer::run() {
     std::printf("%s\n", final_path.c_str());
     return 0;
   }
-  const EvalResult r = evaluate(*model_, *val_loader_, device_, true, autocast_);
+  const EvalResult r = evaluate(*model_, *val_loader_, device_, true, autocast_, group_of());
   warn_unreadable(r.skipped, "validation");
   const auto val_skipped = static_cast<int64_t>(r.skipped.size());
-  std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%% on %lld images%s\n", r.loss,
-               100 * r.top1, 100 * r.top5, static_cast<long long>(r.images),
+  std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s on %lld images%s\n", r.loss,
+               100 * r.top1, 100 * r.top5, router_note(r).c_str(), static_cast<long long>(r.images),
                skipped_note(epoch_skipped_, val_skipped).c_str());
   // "epoch" in validation records counts completed epochs, as in the per-epoch ones above.
-  log_metrics({{"step", step_}, {"epoch", completed_epochs()}, {"val_loss", r.loss},
-               {"val_top1", r.top1}, {"val_top5", r.top5}, {"skipped_train_images", epoch_skipped_},
-               {"skipped_val_images", val_skipped}, {"final", true}});
+  nlohmann::json record = {{"step", step_},
+                           {"epoch", completed_epochs()},
+                           {"val_loss", r.loss},
+                           {"val_top1", r.top1},
+                           {"val_top5", r.top5},
+                           {"skipped_train_images", epoch_skipped_},
+                           {"skipped_val_images", val_skipped},
+                           {"final", true}};
+  if (r.router_accuracy >= 0) record["val_router_accuracy"] = r.router_accuracy;
+  log_metrics(record);
   std::printf("%s\n", final_path.c_str());
   return 0;
 }

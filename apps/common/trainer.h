@@ -43,8 +43,10 @@ class Trainer {
  private:
   void log_metrics(const nlohmann::json& record);
   // Means since the last line; `dropped`: per capacity-limited MoE layer (empty: dropless).
-  void print_progress(double loss, double aux, const std::vector<double>& dropped, double images_per_s,
-                      bool final_line);
+  // `router_accuracy` < 0: no super-classes.
+  void print_progress(double loss, double aux, const std::vector<double>& dropped, double router_accuracy,
+                      double images_per_s, bool final_line);
+  const std::vector<int64_t>* group_of() const { return superclasses_ ? &superclasses_->group_of : nullptr; }
   // One warning line per unreadable image the first time it is met (it recurs each epoch).
   void warn_unreadable(const std::vector<data::SkippedSample>& skipped, const char* split);
 
@@ -60,6 +62,7 @@ class Trainer {
   std::ofstream metrics_;
   std::set<std::pair<std::string, int64_t>> warned_;  // (split, dataset index) already reported
   int64_t epoch_skipped_ = 0;                          // training images skipped in this epoch
+  std::optional<data::SuperclassMap> superclasses_;   // --superclasses, resolved
 };
 
 // The signal that asked the run to stop (SIGINT from Ctrl-C, SIGTERM from `timeout`, container
