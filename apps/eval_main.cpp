@@ -6,6 +6,7 @@
 
 #include "apps/common/main_guard.h"
 #include "apps/common/report.h"
+#include "apps/common/superclass_report.h"
 #include "data/superclasses.h"
 #include "models/factory.h"
 #include "engine/cpu/host_allocator.h"
@@ -46,30 +47,47 @@ vimoe::app::Datasets open_run_datasets(vimoe::app::RunConfig& cfg, const RunOpti
   }
 }
 
-int run_command(RunOptions o) {
+// A checkpoint evaluated on its run's validation set, with the super-classes it trained its
+// single router with (the map it wrote beside its checkpoints, else its --superclasses again).
+struct EvaluatedRun {
+  vimoe::app::LoadedRun run;
+  vimoe::app::Datasets data;
+  std::optional<vimoe::data::SuperclassMap> groups;
+  vimoe::app::EvalResult result;
+};
+
+EvaluatedRun evaluate_checkpoint(const RunOptions& o) {
   namespace fs = std::filesystem;
   const vimoe::Device device = vimoe::app::pick_device(o.device);
-  vimoe::app::LoadedRun run = vimoe::app::load_run(o.checkpoint, device);
-  const vimoe::app::Datasets data = open_run_datasets(run.config, o);
+  EvaluatedRun e{vimoe::app::load_run(o.checkpoint, device), {}, std::nullopt, {}};
+  e.data = open_run_datasets(e.run.config, o);
   vimoe::data::LoaderOptions opts;
-  opts.batch_size = run.config.batch_size;
+  opts.batch_size = e.run.config.batch_size;
   opts.shuffle = false;
   opts.num_workers = o.workers;
-  opts.transform = vimoe::app::eval_transform(run.config, data, run.model->input().image_size, run.model->input().channels);
-  vimoe::data::Loader loader(data.val, opts);
-  if (o.out.empty()) o.out = (fs::path(o.checkpoint).parent_path() / "eval").string();
-  // The super-classes the run trained its single router with: the map it wrote beside its
-  // checkpoints, else its --superclasses again.
-  std::optional<vimoe::data::SuperclassMap> groups;
+  opts.transform =
+      vimoe::app::eval_transform(e.run.config, e.data, e.run.model->input().image_size, e.run.model->input().channels);
+  vimoe::data::Loader loader(e.data.val, opts);
   const fs::path stored_groups = fs::path(o.checkpoint).parent_path() / "superclasses.json";
-  if (!run.config.superclasses.empty())
-    groups = fs::exists(stored_groups) ? vimoe::data::read_superclasses(stored_groups.string(), data.val->class_names())
-                                       : vimoe::app::superclasses(run.config, data);
-  const vimoe::app::EvalResult r =
-      vimoe::app::evaluate(*run.model, loader, device, true, vimoe::app::autocast_type(run.config.precision, device),
-                           groups ? &groups->group_of : nullptr);
-  for (const vimoe::data::SkippedSample& s : r.skipped)
+  if (!e.run.config.superclasses.empty())
+    e.groups = fs::exists(stored_groups)
+                   ? vimoe::data::read_superclasses(stored_groups.string(), e.data.val->class_names())
+                   : vimoe::app::superclasses(e.run.config, e.data);
+  e.result = vimoe::app::evaluate(*e.run.model, loader, device, true,
+                                  vimoe::app::autocast_type(e.run.config.precision, device),
+                                  e.groups ? &e.groups->group_of : nullptr);
+  for (const vimoe::data::SkippedSample& s : e.result.skipped)
     std::fprintf(stderr, "warning: skipping an unreadable validation image: %s\n", s.reason.c_str());
+  return e;
+}
+
+int run_command(RunOptions o) {
+  namespace fs = std::filesystem;
+  if (o.out.empty()) o.out = (fs::path(o.checkpoint).parent_path() / "eval").string();
+  const EvaluatedRun e = evaluate_checkpoint(o);
+  const vimoe::app::LoadedRun& run = e.run;
+  const vimoe::app::Datasets& data = e.data;
+  const vimoe::app::EvalResult& r = e.result;
   nlohmann::json summary =
       vimoe::app::write_eval_report(r, data.val->class_names(), *run.model, o.out);
   const fs::path metrics = fs::path(o.checkpoint).parent_path() / "metrics.jsonl";
@@ -89,7 +107,7 @@ int run_command(RunOptions o) {
   std::printf("\n");
   if (r.router_accuracy >= 0)
     std::printf("router accuracy (the single router's choice is the label's super-class, %lld-way): %.2f%%\n",
-                static_cast<long long>(groups->groups()), 100 * r.router_accuracy);
+                static_cast<long long>(e.groups->groups()), 100 * r.router_accuracy);
   for (size_t c = 0; c < r.class_total.size(); ++c)
     std::printf("  %-14s %6.2f%%\n", data.val->class_names()[c].c_str(),
                 r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0);
@@ -102,6 +120,32 @@ int run_command(RunOptions o) {
                 summary["routing_degree"].get<double>(), static_cast<long long>(summary["distinct_paths_used"]));
   std::printf("results in %s:\n", o.out.c_str());
   for (const auto& f : summary["files"]) std::printf("  %s\n", (fs::path(o.out) / f.get<std::string>()).c_str());
+  return 0;
+}
+
+// vimoe-eval superclasses: the run's confusion graph clustered into --groups super-classes.
+int superclasses_command(RunOptions o, int64_t groups) {
+  namespace fs = std::filesystem;
+  if (o.out.empty()) o.out = (fs::path(o.checkpoint).parent_path() / "superclasses").string();
+  const EvaluatedRun e = evaluate_checkpoint(o);
+  const std::vector<std::string>& classes = e.data.val->class_names();
+  VIMOE_CHECK(groups >= 1 && groups <= static_cast<int64_t>(classes.size()), "--groups must be between 1 and the "
+              "dataset's ", classes.size(), " classes, found ", groups);
+  const vimoe::data::SuperclassMap map =
+      vimoe::app::write_superclass_report(e.result.confusion, classes, groups, o.out);
+  std::printf("top-1 %.2f%% on %lld images; %lld super-classes from the confusion graph:\n", 100 * e.result.top1,
+              static_cast<long long>(e.result.images), static_cast<long long>(groups));
+  for (int64_t g = 0; g < groups; ++g) {
+    std::printf("  %lld:", static_cast<long long>(g));
+    for (size_t c = 0; c < classes.size(); ++c)
+      if (map.group_of[c] == g) std::printf(" %s", classes[c].c_str());
+    std::printf("\n");
+  }
+  std::printf("results in %s:\n", o.out.c_str());
+  for (const char* f : {"superclasses.json", "superclasses.csv", "superclasses.png", "confusion.csv", "confusion.png"})
+    std::printf("  %s\n", (fs::path(o.out) / f).c_str());
+  std::printf("train a Mobile V-MoE on them with: vimoe-train ... --experts %lld --single-router --superclasses %s\n",
+              static_cast<long long>(groups), (fs::path(o.out) / "superclasses.json").c_str());
   return 0;
 }
 
@@ -137,6 +181,9 @@ int main(int argc, char** argv) {
   params->add_flag("--shared-expert", cfg.shared_expert);
   params->add_option("--routing", cfg.routing)->capture_default_str();
   params->add_option("--head", cfg.head)->capture_default_str();
+  params->add_option("--gate", cfg.gate, "linear, cosine, l2")->capture_default_str();
+  params->add_option("--gate-dim", cfg.gate_dim, "cosine / l2 projection width (0: min(width / 2, 256))");
+  params->add_flag("--single-router", cfg.single_router, "Mobile V-MoE: one router for every MoE layer");
   params->add_flag("--json", json, "one JSON object: total_params, active_params, macs");
 
   auto* run = app.add_subcommand("run", "evaluate a checkpoint: accuracy, routing heatmaps, expert load, curves");
@@ -148,6 +195,18 @@ int main(int argc, char** argv) {
   run->add_option("--data-dir", ro.data_dir, "the dataset's location, when not where the run stored it");
   run->add_option("--val-dir", ro.val_dir, "folder datasets: the validation root, when not where the run stored it");
 
+  auto* sc = app.add_subcommand("superclasses", "super-classes from a trained model's confusion graph (for "
+                                "vimoe-train --superclasses): JSON map, confusion matrix and grouping as PNG + CSV");
+  RunOptions so;
+  int64_t groups = 0;
+  sc->add_option("checkpoint", so.checkpoint, "a vimoe-train checkpoint of a (dense) model")->required();
+  sc->add_option("--groups", groups, "how many super-classes (the Mobile V-MoE's experts)")->required();
+  sc->add_option("--out", so.out, "output directory (default: <checkpoint dir>/superclasses)");
+  sc->add_option("--device", so.device)->capture_default_str();
+  sc->add_option("--workers", so.workers)->capture_default_str();
+  sc->add_option("--data-dir", so.data_dir, "the dataset's location, when not where the run stored it");
+  sc->add_option("--val-dir", so.val_dir, "folder datasets: the validation root, when not where the run stored it");
+
   auto* curves = app.add_subcommand("curves", "loss and accuracy curves (PNG + CSV) from a run's metrics.jsonl");
   std::string metrics, curves_out = ".";
   curves->add_option("metrics", metrics, "metrics.jsonl")->required();
@@ -157,6 +216,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     if (params->parsed()) return params_command(cfg, classes, channels, json);
     if (run->parsed()) return run_command(ro);
+    if (sc->parsed()) return superclasses_command(so, groups);
     const vimoe::app::Curves curves = vimoe::app::write_curves(metrics, curves_out);
     for (const std::string& f : curves.files) std::printf("%s\n", (std::filesystem::path(curves_out) / f).c_str());
     if (curves.missing_values > 0)

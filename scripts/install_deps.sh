@@ -2,7 +2,7 @@
 # Installs the Debian packages the project builds with, only those that are missing.
 set -euo pipefail
 packages=(cmake g++ ninja-build libgtest-dev libopenblas-dev libstb-dev nlohmann-json3-dev
-          libcli11-dev libtomlplusplus-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist
+          libcli11-dev libtomlplusplus-dev zlib1g-dev libturbojpeg0-dev libeigen3-dev dataset-fashion-mnist
           clang libclang-rt-14-dev)  # clang and libFuzzer: the fuzz targets (scripts/fuzz.sh)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,16 +1,20 @@
 // Mobile V-MoE (Daxberger et al.): one per-image router whose decision every MoE layer takes,
 // its size, its super-class loss in the training step, and the super-class maps it is
-// trained with (data/superclasses.h).
+// trained with (data/superclasses.h), including those clustered from a confusion graph
+// (models/confusion_graph.h, apps/common/superclass_report.h).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 
+#include "apps/common/superclass_report.h"
 #include "apps/common/train_step.h"
 #include "data/superclasses.h"
 #include "engine/ops/loss.h"
+#include "models/confusion_graph.h"
 #include "models/factory.h"
 #include "models/vit.h"
 #include "tests/test_util.h"
@@ -183,4 +187,66 @@ TEST(Superclasses, RandomMapsAreFixedBySeedAndBalanced) {
   for (int s : sizes) EXPECT_TRUE(s == 2 || s == 3) << s;  // 10 classes in 4 groups: 3, 3, 2, 2
   EXPECT_NE(data::random_superclasses(10, 4, 4).group_of, a.group_of);
   EXPECT_VIMOE_ERROR(data::random_superclasses(3, 4, 1), "random super-classes", "1..3 groups");
+}
+
+namespace {
+
+// The same partition, whatever the group numbers.
+bool same_partition(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < a.size(); ++j)
+      if ((a[i] == a[j]) != (b[i] == b[j])) return false;
+  return true;
+}
+
+}  // namespace
+
+// A block-structured confusion matrix: 12 classes in planted groups of sizes 2, 3, 3 and 4,
+// interleaved over the class indices, with heavy confusion inside a group and faint, uneven
+// confusion across groups. Clustering its graph into 4 recovers exactly the planted groups.
+TEST(ConfusionGraph, ClusteringRecoversPlantedGroups) {
+  const std::vector<int64_t> planted = {0, 1, 2, 3, 1, 2, 3, 0, 3, 2, 1, 3};
+  const int64_t K = 12;
+  std::vector<std::vector<int64_t>> confusion(K, std::vector<int64_t>(K, 0));
+  std::mt19937_64 rng(3);
+  for (int64_t i = 0; i < K; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      if (i == j) confusion[i][j] = 800;
+      else if (planted[i] == planted[j]) confusion[i][j] = 40 + static_cast<int64_t>(rng() % 40);
+      else confusion[i][j] = static_cast<int64_t>(rng() % 6);
+    }
+  const Matrix w = confusion_graph(confusion);
+  for (int64_t i = 0; i < K; ++i) {
+    EXPECT_EQ(w[i][i], 0.0);
+    for (int64_t j = 0; j < K; ++j) EXPECT_EQ(w[i][j], w[j][i]);
+  }
+  const std::vector<int64_t> got = spectral_clusters(w, 4, 0);
+  EXPECT_TRUE(same_partition(got, planted)) << ::testing::PrintToString(got);
+  // Numbered by smallest member: class 0's group is 0, class 1's is 1, ...
+  EXPECT_EQ(got[0], 0);
+  EXPECT_EQ(got[1], 1);
+  EXPECT_EQ(spectral_clusters(w, 4, 9), got) << "the same partition from another seed";
+  // Exactly E groups, each used, also where the structure has fewer clear groups.
+  for (int64_t e : {1, 2, 6, 12}) {
+    const std::vector<int64_t> g = spectral_clusters(w, e, 0);
+    for (int64_t k = 0; k < e; ++k) EXPECT_GT(std::count(g.begin(), g.end(), k), 0) << "E " << e << " group " << k;
+    EXPECT_EQ(*std::max_element(g.begin(), g.end()), e - 1);
+  }
+  EXPECT_VIMOE_ERROR(spectral_clusters(w, 13), "spectral_clusters", "1..12 groups");
+  Matrix asym = w;
+  asym[0][1] += 0.5;
+  EXPECT_VIMOE_ERROR(spectral_clusters(asym, 2), "symmetric");
+}
+
+TEST(ConfusionGraph, TheReportWritesTheMapTablesAndPictures) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_sc_report_" + std::to_string(::getpid()));
+  const std::vector<std::string> classes = {"cat", "car", "dog", "truck"};
+  const std::vector<std::vector<int64_t>> confusion = {{80, 1, 18, 1}, {0, 85, 2, 13}, {20, 1, 78, 1}, {1, 15, 0, 84}};
+  const data::SuperclassMap m = app::write_superclass_report(confusion, classes, 2, dir.string());
+  EXPECT_EQ(m.group_of, (std::vector<int64_t>{0, 1, 0, 1}));  // animals, vehicles
+  for (const char* f : {"superclasses.json", "superclasses.csv", "superclasses.png", "confusion.csv", "confusion.png"})
+    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  EXPECT_EQ(data::read_superclasses((dir / "superclasses.json").string(), classes).group_of, m.group_of);
+  fs::remove_all(dir);
 }

@@ -23,6 +23,7 @@ EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device devi
   const int64_t classes = loader.dataset().num_classes();
   r.class_total.assign(classes, 0);
   r.class_correct.assign(classes, 0);
+  r.confusion.assign(classes, std::vector<int64_t>(classes, 0));
   double loss_sum = 0;
   int64_t top1 = 0, top5 = 0, router_hits = 0;
   std::set<std::vector<int32_t>> paths;
@@ -41,6 +42,7 @@ EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device devi
     const std::vector<int64_t> labels = b->labels.to_vector<int64_t>();
     for (int64_t i = 0; i < B; ++i) {
       ++r.class_total[labels[i]];
+      ++r.confusion[labels[i]][best[i * k]];
       if (best[i * k] == labels[i]) {
         ++top1;
         ++r.class_correct[labels[i]];

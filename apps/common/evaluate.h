@@ -13,6 +13,7 @@ struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;
   int64_t images = 0;
   std::vector<int64_t> class_total, class_correct;
+  std::vector<std::vector<int64_t>> confusion;  // [classes][classes]: true class x top-1 prediction
   // Per MoE layer: [classes x experts] counts of top-1 routing decisions (image-level: one
   // per image; token-level: one per token), and the set of expert paths images took.
   std::vector<std::vector<std::vector<int64_t>>> routing_counts;

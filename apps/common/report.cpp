@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "apps/common/superclass_report.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
 #include "models/factory.h"
@@ -61,6 +62,11 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     per_class[classes[c]] = acc;
   }
   plot::csv_write(path("per_class.csv"), {"class", "images", "top1"}, rows);
+  if (!r.confusion.empty()) {
+    write_confusion(r.confusion, classes, out_dir, "Confusion matrix: share of each class's images by prediction");
+    path("confusion.csv");
+    path("confusion.png");
+  }
   summary["per_class_top1"] = per_class;
 
   nlohmann::json layers = nlohmann::json::array();
