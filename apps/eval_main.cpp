@@ -9,23 +9,42 @@
 #include "apps/common/superclass_report.h"
 #include "data/superclasses.h"
 #include "models/factory.h"
+#include "models/routing_analysis.h"
 #include "engine/cpu/host_allocator.h"
 
 namespace {
 
-int params_command(const vimoe::app::RunConfig& cfg, int64_t classes, int64_t channels, bool json) {
+int params_command(const vimoe::app::RunConfig& cfg, int64_t classes, int64_t channels, bool json,
+                   std::optional<double> routed_experts) {
   // Built without weights' values mattering: the counts are analytic (ImageModel::size), the
   // model is made for its description and to check the options.
   const auto model = vimoe::models::create_model(cfg.model, cfg.model_options(classes, channels));
   const vimoe::models::ModelSize s = model->size();
+  const bool per_token = model->moe_config().enabled() && model->routing_unit() != "images";
+  VIMOE_CHECK(!routed_experts || per_token, "--routed-experts-per-image counts the union of the experts an image's "
+              "tokens reach: it needs an MoE model with token or pixel routing (found ", model->describe(), ")");
+  std::optional<double> union_active;
+  if (routed_experts)
+    union_active = vimoe::models::activated_params_at(s, model->moe_config().experts, *routed_experts);
   if (json) {
-    std::printf("%s\n", nlohmann::json({{"model", model->describe()}, {"total_params", s.total_params},
-                                        {"active_params", s.active_params}, {"macs", s.macs}}).dump().c_str());
-  } else {
-    std::printf("%s\ntotal parameters   %.2fM (%lld)\nactive parameters  %.2fM (%lld)\nMACs per image      %.3fG\n",
-                model->describe().c_str(), s.total_params / 1e6, static_cast<long long>(s.total_params),
-                s.active_params / 1e6, static_cast<long long>(s.active_params), s.macs / 1e9);
+    nlohmann::json j{{"model", model->describe()}, {"total_params", s.total_params},
+                     {"active_params", s.active_params}, {"macs", s.macs}, {"flops", 2 * s.macs}};
+    if (union_active) j["activated_params_per_image"] = *union_active;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
   }
+  std::printf("%s\ntotal parameters   %.2fM (%lld)\nactive parameters  %.2fM (%lld)%s\nMACs per image      %.3fG "
+              "(%.1fM FLOPs counting a multiply-add as 2)\n",
+              model->describe().c_str(), s.total_params / 1e6, static_cast<long long>(s.total_params),
+              s.active_params / 1e6, static_cast<long long>(s.active_params),
+              per_token ? " per token (its top-k experts)" : "", s.macs / 1e9, 2 * s.macs / 1e6);
+  if (union_active)
+    std::printf("per image            %.2fM activated (the union of %.2f routed experts over the %zu MoE layers)\n",
+                *union_active / 1e6, *routed_experts, s.expert_params.size());
+  else if (per_token)
+    std::printf("per image: the union of the experts its %s reach, up to %.2fM when they reach every expert; "
+                "--routed-experts-per-image R (vimoe-eval run measures R) counts it\n",
+                model->routing_unit().c_str(), s.total_params / 1e6);
   return 0;
 }
 
@@ -115,6 +134,12 @@ int run_command(RunOptions o) {
   std::printf("model: %.2fM parameters, %.2fM active per image, %.3fG multiply-adds per image\n",
               size["total_params"].get<double>() / 1e6, size["active_params"].get<double>() / 1e6,
               size["macs"].get<double>() / 1e9);
+  if (summary.contains("routed_experts_per_image"))
+    std::printf("%s routing: %.2f routed experts per image over the %zu MoE layers (the union of the experts its %s "
+                "reach), %.2fM activated parameters per image\n",
+                run.model->routing_unit() == "pixels" ? "pixel" : "token",
+                summary["routed_experts_per_image"].get<double>(), r.moe_blocks.size(),
+                run.model->routing_unit().c_str(), summary["activated_params_per_image"].get<double>() / 1e6);
   if (summary.contains("routing_degree"))
     std::printf("routing degree C(N,k)^L = %.0f; distinct expert paths taken by the images: %lld\n",
                 summary["routing_degree"].get<double>(), static_cast<long long>(summary["distinct_paths_used"]));
@@ -184,7 +209,11 @@ int main(int argc, char** argv) {
   params->add_option("--gate", cfg.gate, "linear, cosine, l2")->capture_default_str();
   params->add_option("--gate-dim", cfg.gate_dim, "cosine / l2 projection width (0: min(width / 2, 256))");
   params->add_flag("--single-router", cfg.single_router, "Mobile V-MoE: one router for every MoE layer");
-  params->add_flag("--json", json, "one JSON object: total_params, active_params, macs");
+  std::optional<double> routed_experts;
+  params->add_option("--routed-experts-per-image", routed_experts,
+                     "token / pixel routing: distinct routed experts per image summed over the MoE layers (as vimoe-eval "
+                     "run reports; ViMoE's Table 5 gives 14.3), for the activated parameters per image");
+  params->add_flag("--json", json, "one JSON object: total_params, active_params, macs, flops (2 x macs)");
 
   auto* run = app.add_subcommand("run", "evaluate a checkpoint: accuracy, routing heatmaps, expert load, curves");
   RunOptions ro;
@@ -214,7 +243,7 @@ int main(int argc, char** argv) {
 
   return vimoe::app::guarded_main("vimoe-eval", [&] {
     CLI11_PARSE(app, argc, argv);
-    if (params->parsed()) return params_command(cfg, classes, channels, json);
+    if (params->parsed()) return params_command(cfg, classes, channels, json, routed_experts);
     if (run->parsed()) return run_command(ro);
     if (sc->parsed()) return superclasses_command(so, groups);
     const vimoe::app::Curves curves = vimoe::app::write_curves(metrics, curves_out);

@@ -99,6 +99,7 @@ ModelSize model_size(const ViTConfig& v, const MoEConfig& m) {
     const int64_t router_rows = m.routing == RoutingLevel::Image ? 1 : T;
     const MoELayerSize layer = moe_layer_size(D, H, m);
     s.total_params += layer.total_params;
+    s.expert_params.push_back(ffn_params);
     inactive += layer.total_params - layer.active_params;
     s.macs += (m.top_k + (m.shared_expert ? 1 : 0)) * ffn_macs + router_rows * layer.router_macs;
   }

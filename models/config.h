@@ -82,6 +82,9 @@ struct ModelSize {
   int64_t total_params = 0;
   int64_t active_params = 0;  // what one input uses: top-k experts, shared expert, router
   int64_t macs = 0;           // per image
+  // One routed expert's parameters, per MoE layer in depth order: what an image adds to its
+  // activated parameters for each further expert its tokens reach (routing_analysis.h).
+  std::vector<int64_t> expert_params;
 };
 ModelSize model_size(const ViTConfig& vit, const MoEConfig& moe);
 

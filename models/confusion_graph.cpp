@@ -118,11 +118,19 @@ std::vector<int64_t> spectral_clusters(const Matrix& graph, int64_t groups, uint
                 K, "]; row ", i, " has ", graph[i].size(), " entries");
     for (int64_t j = 0; j < K; ++j) w(i, j) = graph[i][j];
   }
-  VIMOE_CHECK((w - w.transpose()).cwiseAbs().maxCoeff() <= 1e-12 && w.minCoeff() >= 0,
-              "spectral_clusters: the graph must be symmetric with non-negative weights");
+  double asymmetry = 0, lowest = 0, highest = 0;
+  for (int64_t i = 0; i < K; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      asymmetry = std::max(asymmetry, std::abs(w(i, j) - w(j, i)));
+      lowest = std::min(lowest, w(i, j));
+      highest = std::max(highest, w(i, j));
+    }
+  VIMOE_CHECK(asymmetry <= 1e-12 && lowest >= 0,
+              "spectral_clusters: the graph must be symmetric with non-negative weights; found an asymmetry of ",
+              asymmetry, " and a smallest weight of ", lowest);
   // A node no class is confused with would have degree 0 (D^-1/2 undefined): a faint uniform
   // link keeps every node connected without moving the others' structure.
-  const double faint = 1e-9 * std::max(1.0, w.maxCoeff());
+  const double faint = 1e-9 * std::max(1.0, highest);
   w.array() += faint;
   w.diagonal().setZero();
   const Eigen::VectorXd inv_sqrt_degree = w.rowwise().sum().cwiseSqrt().cwiseInverse();

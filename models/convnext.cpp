@@ -145,6 +145,9 @@ ModelOutput ConvNeXt::forward(const Tensor& images) const {
         out.aux_loss = out.aux_loss.defined() ? out.aux_loss + moe_out.routing.aux_loss : moe_out.routing.aux_loss;
         out.routing.push_back(std::move(moe_out.routing));
         out.moe_blocks.push_back(index);
+        out.routing_grids.push_back(moe.routing == RoutingLevel::Image
+                                        ? RoutingGrid{}
+                                        : RoutingGrid{x.size(2) * x.size(3), 0, x.size(2), x.size(3)});
       }
       ++index;
     }
@@ -271,6 +274,7 @@ ModelSize convnext_size(const ConvNeXtConfig& c, const MoEConfig& m) {
       }
       const MoELayerSize layer = moe_layer_size(d, hidden, m);
       s.total_params += layer.total_params;
+      s.expert_params.push_back(mlp_params(d, hidden));
       inactive += layer.total_params - layer.active_params;
       const int64_t router_rows = m.routing == RoutingLevel::Image ? 1 : pixels;
       s.macs += (m.top_k + (m.shared_expert ? 1 : 0)) * mlp_macs + router_rows * layer.router_macs;

@@ -16,6 +16,14 @@
 
 namespace vimoe::models {
 
+// Where an MoE layer's routed rows lie in the image. Each image owns `rows_per_image`
+// consecutive rows of the layer's Routing; under token / pixel routing its patch grid
+// [height x width] (row-major) starts at row `first` of them (ViT: after the CLS and register
+// tokens). Under image routing rows_per_image is 1 and the grid is empty (height = width = 0).
+struct RoutingGrid {
+  int64_t rows_per_image = 1, first = 0, height = 0, width = 0;
+};
+
 struct ModelOutput {
   Tensor logits;    // [B, classes]; undefined without a head
   Tensor features;  // the last features before pooling: ViT [B, T, D] after its final norm,
@@ -26,6 +34,7 @@ struct ModelOutput {
                                     // router, every layer's is that router's decision)
   Tensor router_logits;             // [B, N]: the single router's logits; undefined otherwise
   std::vector<int64_t> moe_blocks;  // each MoE layer's block, counted over all stages from 0
+  std::vector<RoutingGrid> routing_grids;  // one per MoE layer
 };
 
 // The input a model is built for.

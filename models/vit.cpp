@@ -231,6 +231,9 @@ ModelOutput VisionTransformer::forward(const Tensor& images) const {
         out.aux_loss = out.aux_loss.defined() ? out.aux_loss + moe_out.routing.aux_loss : moe_out.routing.aux_loss;
       out.routing.push_back(std::move(moe_out.routing));
       out.moe_blocks.push_back(static_cast<int64_t>(i));
+      out.routing_grids.push_back(moe.routing == RoutingLevel::Image
+                                      ? RoutingGrid{}
+                                      : RoutingGrid{x.size(1), 1 + vit.registers, gh, gw});
     }
   }
   out.features = norm->forward(x);

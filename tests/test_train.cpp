@@ -564,6 +564,69 @@ TEST(Train, BadConfigurationsAreNamed) {
   EXPECT_VIMOE_ERROR(app::open_datasets(d), "imagenet", "fashion-mnist");
 }
 
+// vimoe-eval's routing analyses from a real evaluation under token routing (top-2 of 3 experts,
+// a register token): per-image counts that add up to k per token, the patch grid after the
+// CLS and register rows, one routing map per class, and the files and figures of the report.
+TEST(Report, TokenRoutingAnalysesFromAnEvaluation) {
+  const fs::path dir = fs::temp_directory_path() / ("vimoe_token_report_" + std::to_string(::getpid()));
+  app::RunConfig c = tiny_folder_run(dir);
+  c.routing = "token";
+  c.experts = 3;
+  c.top_k = 2;
+  c.moe_last = 2;
+  c.registers = 1;
+  const app::Datasets data = app::open_datasets(c);
+  const auto model = app::build_model(c, 2, 3);
+  data::LoaderOptions opts;
+  opts.batch_size = 5;  // batches that split the classes unevenly
+  opts.shuffle = false;
+  opts.transform = app::eval_transform(c, data, model->input().image_size, model->input().channels);
+  data::Loader loader(data.val, opts);
+  const app::EvalResult r = app::evaluate(*model, loader, Device::cpu(), false);
+  ASSERT_EQ(r.expert_counts.size(), 2u);
+  const int64_t tokens = 1 + 1 + 2 * 2;  // CLS, one register, a 2x2 patch grid
+  for (const models::RoutingGrid& g : r.routing_grids) {
+    EXPECT_EQ(g.rows_per_image, tokens);
+    EXPECT_EQ(g.first, 2);
+    EXPECT_EQ(g.height, 2);
+    EXPECT_EQ(g.width, 2);
+  }
+  for (const models::ImageExpertCounts& counts : r.expert_counts) {
+    ASSERT_EQ(counts.images(), 16);
+    for (int64_t i = 0; i < 16; ++i) {
+      int64_t sum = 0;
+      for (int64_t e = 0; e < 3; ++e) sum += counts.at(i, e);
+      EXPECT_EQ(sum, 2 * tokens) << "image " << i << ": every token's two choices are counted";
+    }
+  }
+  ASSERT_EQ(r.routed_images.size(), 2u) << "one per class";
+  EXPECT_EQ(r.routed_images[0].label, 0);
+  EXPECT_EQ(r.routed_images[1].label, 1);
+  EXPECT_EQ(r.image_labels[8], 1);
+  for (size_t l = 0; l < 2; ++l)
+    for (int32_t e : r.routed_images[1].top_expert[l])
+      EXPECT_GT(r.expert_counts[l].at(8, e), 0) << "the map's experts are the image's own (image 8, class 1's first)";
+
+  const nlohmann::json s = app::write_eval_report(r, data.val->class_names(), *model, (dir / "eval").string());
+  for (const char* f : {"expert_similarity_block0.png", "expert_similarity_block1.csv", "rows_per_expert_cdf_block0.png",
+                        "rows_per_expert_cdf_block1.csv", "routing_map_block0.png", "routing_map_block1.csv",
+                        "experts_per_image.csv", "experts_per_image.png"})
+    EXPECT_TRUE(fs::exists(dir / "eval" / f)) << f;
+  const double routed = s.at("routed_experts_per_image");
+  EXPECT_GE(routed, 2 * 2.0) << "each layer reaches at least its top-2";
+  EXPECT_LE(routed, 2 * 3.0);
+  const models::ModelSize size = model->size();
+  const double expected_active = static_cast<double>(size.total_params) -
+                                 (2 * 3 - routed) * static_cast<double>(size.expert_params[0]);
+  EXPECT_NEAR(s.at("activated_params_per_image").get<double>(), expected_active, 1e-6 * expected_active);
+  std::ifstream map_csv(dir / "eval" / "routing_map_block0.csv");
+  std::string line;
+  int64_t lines = 0;
+  while (std::getline(map_csv, line)) ++lines;
+  EXPECT_EQ(lines, 1 + 2 * 4) << "a header, then one line per patch of the two mapped images";
+  fs::remove_all(dir);
+}
+
 TEST(Report, WritesTablesHeatmapsAndCurves) {
   const fs::path dir = fs::temp_directory_path() / ("vimoe_report_" + std::to_string(::getpid()));
   app::EvalResult r;

@@ -86,9 +86,11 @@ void check_variant(const std::string& variant) {
                                          .eps = r.at("eps")});
   const optim::WarmupCosine schedule{r.at("lr"), r.at("min_lr"), r.at("warmup_steps"), r.at("total_steps")};
   const int64_t steps = r.at("steps"), accum = r.at("accum_steps");
-  app::TrainStep step(*model, opt, schedule,
-                      app::StepRecipe{accum, r.at("label_smoothing"), r.at("clip_grad"), std::nullopt},
-                      Device::cpu());
+  app::StepRecipe recipe;
+  recipe.accum_steps = accum;
+  recipe.label_smoothing = r.at("label_smoothing");
+  recipe.clip_grad = r.at("clip_grad");
+  app::TrainStep step(*model, opt, schedule, recipe, Device::cpu());
 
   const std::vector<double> want_loss = f.tensors.get("loss").to_vector<double>();
   const std::vector<double> want_aux = f.tensors.get("aux").to_vector<double>();

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -56,18 +57,51 @@ EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device devi
     // Routing: count each image's (or token's) top-1 expert per class and layer.
     if (r.routing_counts.empty()) {
       r.moe_blocks = out.moe_blocks;
-      for (const Routing& rt : out.routing)
+      r.routing_grids = out.routing_grids;
+      for (const Routing& rt : out.routing) {
         r.routing_counts.emplace_back(classes, std::vector<int64_t>(rt.probs.size(1), 0));
+        r.expert_counts.emplace_back(rt.probs.size(1));
+      }
     }
     std::vector<std::vector<int32_t>> image_paths(B);
+    // The batch's images that become routing maps: each the first of its class, while fewer
+    // than kRoutedImages classes have one.
+    std::vector<int64_t> mapped;
+    const bool spatial = !out.routing_grids.empty() && out.routing_grids[0].height > 0;
+    for (int64_t i = 0; i < B && spatial; ++i) {
+      const bool seen = std::any_of(r.routed_images.begin(), r.routed_images.end(),
+                                    [&](const EvalResult::RoutedImage& m) { return m.label == labels[i]; });
+      if (!seen && static_cast<int64_t>(r.routed_images.size()) < kRoutedImages) {
+        mapped.push_back(i);
+        r.routed_images.push_back({b->images.select(0, i).to(DType::F32).cpu().contiguous(), labels[i], {}});
+      }
+    }
+    if (!out.routing.empty()) r.image_labels.insert(r.image_labels.end(), labels.begin(), labels.end());
     for (size_t l = 0; l < out.routing.size(); ++l) {
-      const Tensor ids = out.routing[l].expert_ids.select(1, 0).contiguous().cpu();
-      const std::vector<int32_t> e = ids.to_vector<int32_t>();
-      const int64_t per_image = static_cast<int64_t>(e.size()) / B;
-      for (int64_t i = 0; i < B; ++i)
-        for (int64_t t = 0; t < per_image; ++t) ++r.routing_counts[l][labels[i]][e[i * per_image + t]];
-      if (per_image == 1)
-        for (int64_t i = 0; i < B; ++i) image_paths[i].push_back(e[i]);
+      const Routing& rt = out.routing[l];
+      const int64_t k = rt.expert_ids.size(1), experts = rt.probs.size(1);
+      const std::vector<int32_t> ids = rt.expert_ids.contiguous().cpu().to_vector<int32_t>();
+      const std::vector<float> keep =
+          rt.keep.defined() ? rt.keep.to(DType::F32).contiguous().cpu().to_vector<float>() : std::vector<float>{};
+      const int64_t per_image = static_cast<int64_t>(ids.size()) / (B * k);
+      for (int64_t i = 0; i < B; ++i) {
+        std::vector<int32_t> per_expert(experts, 0);
+        for (int64_t t = 0; t < per_image; ++t) {
+          const int64_t row = i * per_image + t;
+          ++r.routing_counts[l][labels[i]][ids[row * k]];
+          for (int64_t j = 0; j < k; ++j)
+            if (keep.empty() || keep[row * k + j] > 0) ++per_expert[ids[row * k + j]];
+        }
+        r.expert_counts[l].add_image(per_expert);
+        if (per_image == 1) image_paths[i].push_back(ids[i * k]);
+      }
+      const models::RoutingGrid& grid = out.routing_grids[l];
+      for (size_t m = 0; m < mapped.size(); ++m) {
+        std::vector<int32_t> top(grid.height * grid.width);
+        for (int64_t p = 0; p < grid.height * grid.width; ++p)
+          top[p] = ids[(mapped[m] * per_image + grid.first + p) * k];
+        r.routed_images[r.routed_images.size() - mapped.size() + m].top_expert.push_back(std::move(top));
+      }
     }
     if (!out.routing.empty() && !image_paths[0].empty())
       for (auto& p : image_paths) paths.insert(p);

@@ -6,6 +6,7 @@
 
 #include "data/loader.h"
 #include "models/model.h"
+#include "models/routing_analysis.h"
 
 namespace vimoe::app {
 
@@ -19,13 +20,27 @@ struct EvalResult {
   std::vector<std::vector<std::vector<int64_t>>> routing_counts;
   std::vector<int64_t> moe_blocks;
   int64_t distinct_paths = 0;
+  // Per MoE layer: each image's rows per expert (routing_analysis.h), and where the rows lie.
+  std::vector<models::ImageExpertCounts> expert_counts;
+  std::vector<int64_t> image_labels;  // the label of each image the counts hold, in order
+  std::vector<models::RoutingGrid> routing_grids;
+  // Under token / pixel routing: the first validation image of each of the first few classes,
+  // as the model saw it, with each patch's top expert per MoE layer (the spatial routing maps).
+  struct RoutedImage {
+    Tensor image;  // [C, H, W] f32 on the host, normalised as the model's input
+    int64_t label = 0;
+    std::vector<std::vector<int32_t>> top_expert;  // per MoE layer: [grid height x width], row-major
+  };
+  std::vector<RoutedImage> routed_images;
   // With super-classes and a single router: the E-way router accuracy (its top choice is the
   // label's group); -1 otherwise.
   double router_accuracy = -1;
   // Validation images left out because they could not be decoded (not in `images`).
   std::vector<data::SkippedSample> skipped;
 };
-// `group_of`: each class's super-class, for the router accuracy (null: none).
+// `group_of`: each class's super-class, for the router accuracy (null: none). Keeps up to
+// kRoutedImages routed images.
+inline constexpr int64_t kRoutedImages = 8;
 EvalResult evaluate(models::ImageModel& model, data::Loader& loader, Device device,
                     bool progress, std::optional<DType> autocast = std::nullopt,
                     const std::vector<int64_t>* group_of = nullptr);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "apps/common/routing_report.h"
 #include "apps/common/superclass_report.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
@@ -118,6 +119,11 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
                         "Block " + block + ": expert load (top-1 decisions)", "fraction", bopts);
     layers.push_back({{"block", r.moe_blocks[l]}, {"load", load}});
   }
+  const nlohmann::json analyses = write_routing_analyses(r, classes, model, out_dir, files);
+  for (size_t l = 0; l < analyses["layers"].size(); ++l)
+    layers[l]["mean_distinct_experts"] = analyses["layers"][l]["mean_distinct_experts"];
+  for (const char* key : {"routed_experts_per_image", "activated_params_per_image"})
+    if (analyses.contains(key)) summary[key] = analyses[key];
   summary["moe_layers"] = layers;
   if (!r.routing_counts.empty() && model.routing_unit() == "images") {
     // Image routing only (a path is one image's experts through the layers): the routing degree: how many expert combinations the model could express, C(N, k)^L,

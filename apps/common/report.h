@@ -19,8 +19,9 @@ struct LoadedRun {
 };
 LoadedRun load_run(const std::string& checkpoint, Device device);
 
-// Writes per_class.csv, and for each MoE layer routing_block<i>.{csv,png} (class x expert
-// fractions, rows ordered by their dominant expert) and expert_load_block<i>.{csv,png}.
+// Writes per_class.csv, confusion.{csv,png}, for each MoE layer routing_block<i>.{csv,png}
+// (class x expert fractions, rows ordered by their dominant expert) and
+// expert_load_block<i>.{csv,png}, and the routing analyses of routing_report.h.
 // Returns the summary (accuracies, routing degree, the model's parameter and multiply-add
 // counts as in `vimoe-eval params`, files written), also written to summary.json.
 nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& class_names,

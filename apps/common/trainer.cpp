@@ -122,7 +122,11 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   const optim::WarmupCosine schedule{cfg_.lr, cfg_.min_lr,
                                   std::min<int64_t>(total_steps_, static_cast<int64_t>(cfg_.warmup_epochs * steps_per_epoch)),
                                   total_steps_};
-  StepRecipe recipe{cfg_.accum_steps, cfg_.label_smoothing, cfg_.clip_grad, autocast_};
+  StepRecipe recipe;
+  recipe.accum_steps = cfg_.accum_steps;
+  recipe.label_smoothing = cfg_.label_smoothing;
+  recipe.clip_grad = cfg_.clip_grad;
+  recipe.autocast = autocast_;
   if (superclasses_) {
     recipe.group_of = Tensor::from_vector<int64_t>(superclasses_->group_of, {classes}).to(device_);
     recipe.superclass_weight = cfg_.superclass_weight;

@@ -71,7 +71,7 @@ Tol autograd_tol(DType dt) {
   }
 }
 
-std::string dim_tag(int64_t dim) { return dim < 0 ? "dlast" : "d" + std::to_string(dim); }
+std::string dim_tag(int64_t dim) { return dim < 0 ? std::string("dlast") : std::string("d").append(std::to_string(dim)); }
 
 const char* op_name(bool log) { return log ? "log_softmax" : "softmax"; }
 
