@@ -39,7 +39,7 @@ int params_command(const vimoe::app::RunConfig& cfg, int64_t classes, int64_t ch
               s.active_params / 1e6, static_cast<long long>(s.active_params),
               per_token ? " per token (its top-k experts)" : "", s.macs / 1e9, 2 * s.macs / 1e6);
   if (union_active)
-    std::printf("per image            %.2fM activated (the union of %.2f routed experts over the %zu MoE layers)\n",
+    std::printf("per image          %.2fM activated (the union of %.2f routed experts over the %zu MoE layers)\n",
                 *union_active / 1e6, *routed_experts, s.expert_params.size());
   else if (per_token)
     std::printf("per image: the union of the experts its %s reach, up to %.2fM when they reach every expert; "
@@ -131,15 +131,16 @@ int run_command(RunOptions o) {
     std::printf("  %-14s %6.2f%%\n", data.val->class_names()[c].c_str(),
                 r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0);
   const nlohmann::json& size = summary["model"];
-  std::printf("model: %.2fM parameters, %.2fM active per image, %.3fG multiply-adds per image\n",
+  const std::string unit = run.model->routing_unit();
+  std::printf("model: %.2fM parameters, %.2fM active per %s, %.3fG multiply-adds per image\n",
               size["total_params"].get<double>() / 1e6, size["active_params"].get<double>() / 1e6,
+              unit == "images" ? "image" : unit == "tokens" ? "token (its top-k experts)" : "pixel (its top-k experts)",
               size["macs"].get<double>() / 1e9);
   if (summary.contains("routed_experts_per_image"))
     std::printf("%s routing: %.2f routed experts per image over the %zu MoE layers (the union of the experts its %s "
                 "reach), %.2fM activated parameters per image\n",
-                run.model->routing_unit() == "pixels" ? "pixel" : "token",
-                summary["routed_experts_per_image"].get<double>(), r.moe_blocks.size(),
-                run.model->routing_unit().c_str(), summary["activated_params_per_image"].get<double>() / 1e6);
+                unit == "pixels" ? "pixel" : "token", summary["routed_experts_per_image"].get<double>(),
+                r.moe_blocks.size(), unit.c_str(), summary["activated_params_per_image"].get<double>() / 1e6);
   if (summary.contains("routing_degree"))
     std::printf("routing degree C(N,k)^L = %.0f; distinct expert paths taken by the images: %lld\n",
                 summary["routing_degree"].get<double>(), static_cast<long long>(summary["distinct_paths_used"]));

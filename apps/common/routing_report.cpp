@@ -12,6 +12,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// "tokens" -> "token", "pixels" -> "pixel".
+std::string routing_name(const std::string& unit) { return unit.substr(0, unit.size() - 1); }
+
 std::vector<std::string> expert_names(int64_t experts) {
   std::vector<std::string> names;
   for (int64_t e = 0; e < experts; ++e) names.push_back(std::to_string(e));
@@ -102,7 +105,7 @@ void write_routing_map(const EvalResult& r, size_t layer, const std::vector<std:
   const std::string stem = "routing_map_block" + block;
   plot::csv_write((fs::path(out_dir) / (stem + ".csv")).string(), {"image", "class", "row", "col", "expert"}, rows);
   plot::overlay_tiles_png((fs::path(out_dir) / (stem + ".png")).string(), tiles, legend,
-                          "Block " + block + ": each patch's top expert (" + unit + " routing)");
+                          "Block " + block + ": each patch's top expert (" + routing_name(unit) + " routing)");
   files.push_back(stem + ".csv");
   files.push_back(stem + ".png");
 }
