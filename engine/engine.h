@@ -10,6 +10,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/gelu.h"
 #include "engine/ops/index.h"
+#include "engine/ops/interpolate.h"
 #include "engine/ops/layernorm.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/loss.h"
