@@ -23,7 +23,7 @@ void write_folder(const fs::path& root) {
   for (const char* split : {"train", "val"})
     for (int cls = 0; cls < 2; ++cls)
       for (int i = 0; i < 4; ++i) {
-        const fs::path f = root / split / ("c" + std::to_string(cls)) / (std::to_string(i) + ".png");
+        const fs::path f = root / split / std::string("c").append(std::to_string(cls)) / (std::to_string(i) + ".png");
         fs::create_directories(f.parent_path());
         std::vector<uint8_t> px(8 * 8 * 3);
         for (size_t k = 0; k < px.size(); ++k) px[k] = static_cast<uint8_t>((k * 29 + i * 7 + cls * 90) % 256);

@@ -95,4 +95,21 @@ Tensor cross_entropy(const Tensor& logits_arg, const Tensor& target, double labe
   return loss;
 }
 
+Tensor pixel_cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index) {
+  constexpr const char* op = "pixel_cross_entropy";
+  ops::check_defined(logits, op, "logits");
+  ops::check_defined(target, op, "target");
+  VIMOE_CHECK(logits.dim() == 4, op, ": logits must be [B, C, H, W], found ", describe(logits));
+  const int64_t B = logits.size(0), C = logits.size(1), H = logits.size(2), W = logits.size(3);
+  VIMOE_CHECK(target.dtype() == DType::I64 && target.shape() == Shape({B, H, W}), op, ": target must be i64 [", B,
+              ", ", H, ", ", W, "] for logits ", describe(logits), ", found ", describe(target));
+  const Tensor rows = logits.permute({0, 2, 3, 1}).contiguous().reshape({B * H * W, C});
+  try {
+    return cross_entropy(rows, target.contiguous().reshape({B * H * W}), 0.0, ignore_index);
+  } catch (const Error& e) {
+    // Name the pixel as well as the flattened row the inner op reports.
+    VIMOE_FAIL(op, " (pixels as rows b * H * W + y * W + x, H = ", H, ", W = ", W, "): ", e.what());
+  }
+}
+
 }  // namespace vimoe

@@ -17,4 +17,12 @@ namespace vimoe {
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
                      int64_t ignore_index = -100);
 
+// Per-pixel cross-entropy for segmentation: logits [B, C, H, W] against class maps target
+// (i64 [B, H, W]), the mean over the pixels whose target is not ignore_index, as
+// torch.nn.functional.cross_entropy on 4-d logits. The same op as above on the pixels as rows
+// (a channels-last copy of the logits), so its dtype rules, ignored-pixel semantics and errors
+// for out-of-range targets are those; a bad target's error names its flattened row
+// (b * H * W + y * W + x) and the map's H and W. Differentiable in logits.
+Tensor pixel_cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = 255);
+
 }  // namespace vimoe
