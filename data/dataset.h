@@ -37,7 +37,11 @@ struct Image {
 
 struct Sample {
   Image image;
-  int64_t label = 0;  // in [0, num_classes())
+  int64_t label = 0;  // in [0, num_classes()); 0 for segmentation samples (they have `mask`)
+  // Segmentation: the label map, image.height x image.width x 1 class indices in
+  // [0, num_classes()) or the dataset's ignore_index() where a pixel is unlabelled. Empty
+  // (0 x 0) for classification.
+  Image mask;
 };
 
 class Dataset {
@@ -51,6 +55,10 @@ class Dataset {
   virtual const std::vector<std::string>& class_names() const = 0;
   // Label of item `index` without decoding its image.
   virtual int64_t label(int64_t index) const = 0;
+  // Segmentation datasets: every sample carries a label map (Sample::mask) and this is the
+  // value that marks its unlabelled pixels (255, as in mmseg); classification: -1.
+  virtual int64_t ignore_index() const { return -1; }
+  bool dense_labels() const { return ignore_index() >= 0; }
   // A short description for error messages, e.g. "IdxDataset(/path/train-images-idx3-ubyte.gz)".
   virtual std::string name() const = 0;
 };

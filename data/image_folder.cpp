@@ -239,6 +239,8 @@ std::string size_refusal(const std::vector<uint8_t>& head, int64_t w, int64_t h,
   return "";
 }
 
+}  // namespace
+
 // The scan's header read: the first 4 KiB hold the header of nearly every file; one whose
 // header lies further in (large metadata segments such as EXIF thumbnails) is read again
 // with 64 KiB, then whole, so a folder scan reads little more than the headers. True when
@@ -265,8 +267,6 @@ bool read_image_header(const std::string& path, int& w, int& h, std::string& rea
   }
   return false;
 }
-
-}  // namespace
 
 Image load_image(const std::string& path, int channels) {
   VIMOE_CHECK(channels == 1 || channels == 3, "load_image(", path, "): channels must be 1 or 3, got ",

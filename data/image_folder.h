@@ -70,4 +70,9 @@ class ImageFolder : public Dataset {
 // "truncated" when the file lacks its format's end marker), vimoe::Error for bad channels.
 Image load_image(const std::string& path, int channels = 3);
 
+// An image file's width and height from its header (the first 4 KiB as a rule), with the
+// checks ImageFolder's scan makes; false with the reason (not JPEG, PNG or BMP; a header that
+// does not parse or cannot be honest) otherwise. Reads no pixels.
+bool read_image_header(const std::string& path, int& w, int& h, std::string& reason);
+
 }  // namespace vimoe::data

@@ -101,6 +101,13 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
   VIMOE_CHECK(options_.batch_size > 0, "Loader: batch_size must be > 0, got ", options_.batch_size);
   VIMOE_CHECK(options_.num_workers >= 0 && options_.prefetch >= 0, "Loader: num_workers (",
               options_.num_workers, ") and prefetch (", options_.prefetch, ") must be >= 0");
+  if (dataset_->dense_labels()) {
+    VIMOE_CHECK(!options_.transform && !options_.mix, "Loader: ", dataset_->name(), " has label maps: its samples "
+                "take a pair_transform (image and label together), not an image transform or mixing");
+  } else {
+    VIMOE_CHECK(!options_.pair_transform, "Loader: ", dataset_->name(), " has image labels, not label maps: give "
+                "an image transform instead of a pair_transform");
+  }
   if (options_.mix) {
     if (options_.mix->num_classes == 0) options_.mix->num_classes = dataset_->num_classes();
     VIMOE_CHECK(options_.mix->num_classes > 0, "Loader: mixing needs num_classes > 0 (",
@@ -165,6 +172,9 @@ Batch Loader::build(int64_t global_batch) const {
   out.indices.reserve(static_cast<size_t>(n));
   std::vector<int64_t> labels;
   labels.reserve(static_cast<size_t>(n));
+  const bool dense = dataset_->dense_labels();
+  std::vector<int64_t> masks;  // the label maps, one after another
+  int64_t mask_h = 0, mask_w = 0;
   int64_t C = 0, H = 0, W = 0;
   float* images = nullptr;
   for (int64_t i = 0; i < n; ++i) {
@@ -179,8 +189,20 @@ Batch Loader::build(int64_t global_batch) const {
       }
       RandomStream rng(options_.seed, StreamPurpose::Sample, static_cast<uint64_t>(epoch),
                        static_cast<uint64_t>(index));
-      FloatImage img = to_float(s.image);
-      if (options_.transform) img = options_.transform(std::move(img), rng);
+      FloatImage img;
+      if (dense) {
+        SegPair pair{to_float(s.image), std::move(s.mask)};
+        if (options_.pair_transform) pair = options_.pair_transform(std::move(pair), rng);
+        if (out.indices.empty()) mask_h = pair.mask.height, mask_w = pair.mask.width;
+        VIMOE_CHECK(pair.mask.channels == 1 && pair.mask.height == mask_h && pair.mask.width == mask_w,
+                    "the label map is ", pair.mask.height, "x", pair.mask.width, " but the batch's first is ", mask_h,
+                    "x", mask_w, "; a pair transform must bring label maps to one size");
+        masks.insert(masks.end(), pair.mask.pixels.begin(), pair.mask.pixels.end());
+        img = std::move(pair.image);
+      } else {
+        img = to_float(s.image);
+        if (options_.transform) img = options_.transform(std::move(img), rng);
+      }
       if (images == nullptr) {
         C = img.channels;
         H = img.height;
@@ -214,6 +236,7 @@ Batch Loader::build(int64_t global_batch) const {
   }
   out.labels = Tensor::empty({kept}, DType::I64);
   std::memcpy(out.labels.data<int64_t>(), labels.data(), labels.size() * sizeof(int64_t));
+  if (dense) out.masks = Tensor::from_vector<int64_t>(masks, {kept, mask_h, mask_w});
   if (options_.mix) {
     try {
       RandomStream rng(options_.seed, StreamPurpose::Batch, static_cast<uint64_t>(epoch),

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/seg_transforms.h"
 #include "data/transforms.h"
 #include "engine/storage.h"
 #include "engine/tensor.h"
@@ -90,6 +91,12 @@ struct LoaderOptions {
   // image of a batch must already have the same size). The model's input channel count
   // and normalisation belong here (see train_transform / eval_transform).
   Transform transform;
+  // Segmentation datasets (Dataset::dense_labels()): the joint transform each (image, label
+  // map) pair goes through instead of `transform` (which must then be empty), normalisation
+  // included. Empty: none. The images of a batch must come out of one size, and so must its
+  // label maps (which may differ from the images': evaluation at the label's resolution).
+  // Mixing (`mix`) is refused for such datasets.
+  PairTransform pair_transform;
   // Batch-level mixup / cutmix; its num_classes defaults (0) to the dataset's. When set,
   // every batch carries soft targets.
   std::optional<MixConfig> mix;
@@ -108,6 +115,8 @@ struct Batch {
   Tensor images;                 // [B, C, H, W] f32 CPU, contiguous
   Tensor labels;                 // [B] i64
   Tensor targets;                // [B, classes] f32 soft targets when mixing; else undefined
+  Tensor masks;                  // [B, h, w] i64 label maps of a segmentation dataset (class
+                                 // indices or its ignore index); else undefined
   std::vector<int64_t> indices;  // the samples' dataset indices, in batch order
   std::vector<SkippedSample> skipped;  // this batch's unreadable samples, left out of it
   int64_t epoch = 0, batch = 0;  // where this batch sits
