@@ -80,24 +80,39 @@ EvaluatedRun evaluate_checkpoint(const RunOptions& o) {
   const vimoe::Device device = vimoe::app::pick_device(o.device);
   EvaluatedRun e{vimoe::app::load_run(o.checkpoint, device), {}, std::nullopt, {}};
   e.data = open_run_datasets(e.run.config, o);
-  vimoe::data::LoaderOptions opts;
-  opts.batch_size = e.run.config.batch_size;
-  opts.shuffle = false;
-  opts.num_workers = o.workers;
-  opts.transform =
-      vimoe::app::eval_transform(e.run.config, e.data, e.run.model->input().image_size, e.run.model->input().channels);
-  vimoe::data::Loader loader(e.data.val, opts);
+  vimoe::data::Loader loader(e.data.val,
+                             vimoe::app::eval_loader_options(e.run.config, e.data, e.run.model->input(), o.workers));
+  const auto autocast = vimoe::app::autocast_type(e.run.config.precision, device);
+  if (e.run.config.segmentation()) {
+    e.result = vimoe::app::evaluate_segmentation(*e.run.model, loader, device, true, autocast,
+                                                 vimoe::app::seg_inference(e.run.config, e.run.model->input()));
+    for (const vimoe::data::SkippedSample& s : e.result.skipped)
+      std::fprintf(stderr, "warning: skipping an unreadable validation image: %s\n", s.reason.c_str());
+    return e;
+  }
   const fs::path stored_groups = fs::path(o.checkpoint).parent_path() / "superclasses.json";
   if (!e.run.config.superclasses.empty())
     e.groups = fs::exists(stored_groups)
                    ? vimoe::data::read_superclasses(stored_groups.string(), e.data.val->class_names())
                    : vimoe::app::superclasses(e.run.config, e.data);
-  e.result = vimoe::app::evaluate(*e.run.model, loader, device, true,
-                                  vimoe::app::autocast_type(e.run.config.precision, device),
+  e.result = vimoe::app::evaluate(*e.run.model, loader, device, true, autocast,
                                   e.groups ? &e.groups->group_of : nullptr);
   for (const vimoe::data::SkippedSample& s : e.result.skipped)
     std::fprintf(stderr, "warning: skipping an unreadable validation image: %s\n", s.reason.c_str());
   return e;
+}
+
+// The evaluation as the last point of the run's curves.
+vimoe::app::ValidationPoint validation_point(int64_t step, const vimoe::app::EvalResult& r, const nlohmann::json& summary) {
+  vimoe::app::ValidationPoint p{step, r.loss};
+  if (r.pixels) {
+    p.miou = summary["miou"].get<double>();
+    p.pixel_accuracy = summary["pixel_accuracy"].get<double>();
+  } else {
+    p.top1 = r.top1;
+    p.top5 = r.top5;
+  }
+  return p;
 }
 
 int run_command(RunOptions o) {
@@ -113,20 +128,33 @@ int run_command(RunOptions o) {
   // A run stopped before its first log line has an empty file: no curves, no error.
   if (fs::exists(metrics) && fs::file_size(metrics) > 0) {
     const vimoe::app::Curves curves =
-        vimoe::app::write_curves(metrics.string(), o.out, vimoe::app::ValidationPoint{run.step, r.loss, r.top1, r.top5});
+        vimoe::app::write_curves(metrics.string(), o.out, validation_point(run.step, r, summary));
     for (const std::string& f : curves.files) summary["files"].push_back(f);
     if (curves.missing_values > 0)
       std::printf("%s: %lld values are null or not finite (a diverged run?); the curves have gaps there\n",
                   metrics.c_str(), static_cast<long long>(curves.missing_values));
   }
-  std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %lld images", 100 * r.top1, 100 * r.top5, r.loss,
-              static_cast<long long>(r.images));
+  if (r.pixels)
+    std::printf("mIoU %.2f%%  mAcc %.2f%%  aAcc %.2f%%  loss %.4f on %lld images",
+                100 * summary["miou"].get<double>(), 100 * summary["mean_accuracy"].get<double>(),
+                100 * summary["pixel_accuracy"].get<double>(), r.loss, static_cast<long long>(r.images));
+  else
+    std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %lld images", 100 * r.top1, 100 * r.top5, r.loss,
+                static_cast<long long>(r.images));
   if (!r.skipped.empty())
     std::printf(" (%zu unreadable image%s skipped)", r.skipped.size(), r.skipped.size() == 1 ? "" : "s");
   std::printf("\n");
   if (r.router_accuracy >= 0)
     std::printf("router accuracy (the single router's choice is the label's super-class, %lld-way): %.2f%%\n",
                 static_cast<long long>(e.groups->groups()), 100 * r.router_accuracy);
+  if (r.pixels) {
+    std::printf("IoU per class:\n");
+    for (const std::string& c : data.val->class_names()) {
+      const nlohmann::json& iou = summary["per_class_iou"][c];
+      if (iou.is_null()) std::printf("  %-14s    n/a (neither labelled nor predicted)\n", c.c_str());
+      else std::printf("  %-14s %6.2f%%\n", c.c_str(), 100 * iou.get<double>());
+    }
+  }
   for (size_t c = 0; c < r.class_total.size(); ++c)
     std::printf("  %-14s %6.2f%%\n", data.val->class_names()[c].c_str(),
                 r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0);
@@ -207,6 +235,9 @@ int main(int argc, char** argv) {
   params->add_flag("--shared-expert", cfg.shared_expert);
   params->add_option("--routing", cfg.routing)->capture_default_str();
   params->add_option("--head", cfg.head)->capture_default_str();
+  params->add_option("--task", cfg.task, "classification or segmentation (the per-patch head; --image-size may then "
+                     "be any size, padded to the patch grid: 512 is DINOv2's 37 x 37 grid)")
+      ->check(CLI::IsMember({"classification", "segmentation"}));
   params->add_option("--gate", cfg.gate, "linear, cosine, l2")->capture_default_str();
   params->add_option("--gate-dim", cfg.gate_dim, "cosine / l2 projection width (0: min(width / 2, 256))");
   params->add_flag("--single-router", cfg.single_router, "Mobile V-MoE: one router for every MoE layer");
@@ -244,7 +275,11 @@ int main(int argc, char** argv) {
 
   return vimoe::app::guarded_main("vimoe-eval", [&] {
     CLI11_PARSE(app, argc, argv);
-    if (params->parsed()) return params_command(cfg, classes, channels, json, routed_experts);
+    if (params->parsed()) {
+      if (cfg.task == "auto") cfg.task = "classification";
+      vimoe::app::apply_task_defaults(cfg);
+      return params_command(cfg, classes, channels, json, routed_experts);
+    }
     if (run->parsed()) return run_command(ro);
     if (sc->parsed()) return superclasses_command(so, groups);
     const vimoe::app::Curves curves = vimoe::app::write_curves(metrics, curves_out);

@@ -71,9 +71,24 @@ ViTConfig preset(const std::string& name) {
   VIMOE_FAIL("unknown model preset \"", name, "\" (expected vit_s14, vit_b14, vit_l14 or vit_tiny)");
 }
 
+std::string head_input_name(HeadInput h) {
+  switch (h) {
+    case HeadInput::Cls: return "cls";
+    case HeadInput::ClsAndMeanPatch: return "cls+mean";
+    case HeadInput::Patches: return "patches";
+  }
+  return "?";
+}
+
+HeadInput parse_head_input(const std::string& model, const std::string& name) {
+  for (HeadInput h : {HeadInput::Cls, HeadInput::ClsAndMeanPatch, HeadInput::Patches})
+    if (head_input_name(h) == name) return h;
+  VIMOE_FAIL(model, ": head must be \"cls\", \"cls+mean\" or \"patches\" (segmentation), found \"", name, "\"");
+}
+
 ModelSize model_size(const ViTConfig& v, const MoEConfig& m) {
-  VIMOE_CHECK(v.image_size % v.patch_size == 0, "model_size: image size ", v.image_size,
-              " is not a multiple of the patch size ", v.patch_size);
+  VIMOE_CHECK(v.image_size % v.patch_size == 0 || v.head_input == HeadInput::Patches, "model_size: image size ",
+              v.image_size, " is not a multiple of the patch size ", v.patch_size);
   const int64_t D = v.width, H = v.mlp_hidden, T = v.tokens(), P = v.patches();
   const int64_t patch_in = v.in_channels * v.patch_size * v.patch_size;
   const int64_t ffn_params = (D * H + H) + (H * D + D);
@@ -111,9 +126,11 @@ ModelSize model_size(const ViTConfig& v, const MoEConfig& m) {
   s.total_params += ln_params;  // final norm
   s.macs += ln_macs;
   if (v.num_classes > 0) {
-    const int64_t in = v.head_input == HeadInput::Cls ? D : 2 * D;
+    const int64_t in = v.head_input == HeadInput::ClsAndMeanPatch ? 2 * D : D;
     s.total_params += in * v.num_classes + v.num_classes;
-    s.macs += in * v.num_classes;
+    // A segmentation head runs on every patch; its bilinear upsampling is not a matrix
+    // product and is not counted.
+    s.macs += (v.head_input == HeadInput::Patches ? P : 1) * in * v.num_classes;
   }
   s.active_params = s.total_params - inactive;
   return s;

@@ -6,7 +6,13 @@
 
 namespace vimoe::models {
 
-enum class HeadInput { Cls, ClsAndMeanPatch };  // what the classification head reads
+// What the head reads: the CLS row, CLS with the mean patch token (classification), or every
+// patch token (semantic segmentation: a linear layer per patch, the logit map upsampled
+// bilinearly to the image; models/vit.h).
+enum class HeadInput { Cls, ClsAndMeanPatch, Patches };
+// "cls", "cls+mean", "patches"; parse_head_input throws naming `model` and the accepted values.
+std::string head_input_name(HeadInput h);
+HeadInput parse_head_input(const std::string& model, const std::string& name);
 enum class RoutingLevel { Image, Token };       // router input: the CLS row, or every token
 enum class GateKind { Linear, Cosine, L2 };     // the router's scoring (models/gates.h)
 // The load-balancing loss an MoE layer adds (models/moe.h): Switch's alpha * N * sum f_i P_i,
@@ -17,7 +23,10 @@ std::string balance_name(BalanceLoss b);
 BalanceLoss parse_balance(const std::string& name);
 
 struct ViTConfig {
-  int64_t image_size = 224;  // square input side (non-square inputs work if divisible)
+  // Square input side (non-square inputs work if divisible). A segmentation model (head on
+  // the patches) takes any size and pads it to the patch grid: 512 makes a 37 x 37 grid of
+  // 14-pixel patches.
+  int64_t image_size = 224;
   int64_t patch_size = 14;
   int64_t in_channels = 3;
   int64_t width = 384;
@@ -35,7 +44,7 @@ struct ViTConfig {
   int64_t num_classes = 0;                // 0: no head (a backbone)
   HeadInput head_input = HeadInput::Cls;
 
-  int64_t grid() const { return image_size / patch_size; }
+  int64_t grid() const { return (image_size + patch_size - 1) / patch_size; }
   int64_t patches() const { return grid() * grid(); }
   int64_t tokens() const { return 1 + registers + patches(); }
 };

@@ -147,7 +147,8 @@ ModelOutput ConvNeXt::forward(const Tensor& images) const {
         out.moe_blocks.push_back(index);
         out.routing_grids.push_back(moe.routing == RoutingLevel::Image
                                         ? RoutingGrid{}
-                                        : RoutingGrid{x.size(2) * x.size(3), 0, x.size(2), x.size(3)});
+                                        : RoutingGrid{x.size(2) * x.size(3), 0, x.size(2), x.size(3),
+                                                      images.size(2) / x.size(2)});
       }
       ++index;
     }

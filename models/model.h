@@ -22,10 +22,12 @@ namespace vimoe::models {
 // tokens). Under image routing rows_per_image is 1 and the grid is empty (height = width = 0).
 struct RoutingGrid {
   int64_t rows_per_image = 1, first = 0, height = 0, width = 0;
+  int64_t cell = 0;  // the input pixels one grid cell spans per side (ViT: the patch size)
 };
 
 struct ModelOutput {
-  Tensor logits;    // [B, classes]; undefined without a head
+  Tensor logits;    // [B, classes]; a segmentation model's [B, classes, H, W] over the input's
+                    // pixels; undefined without a head
   Tensor features;  // the last features before pooling: ViT [B, T, D] after its final norm,
                     // ConvNeXt [B, C, h, w] out of its last stage
   Tensor aux_loss;  // 0-dim: the sum of the MoE layers' load-balancing losses (0 when dense;

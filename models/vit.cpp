@@ -10,6 +10,7 @@
 #include "engine/nn/init.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/index.h"
+#include "engine/ops/interpolate.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/reduce.h"
 #include "models/dinov2.h"
@@ -127,7 +128,7 @@ VisionTransformer::VisionTransformer(const ViTConfig& v, const MoEConfig& m) : v
     moe_router = register_module("moe_router", std::make_shared<SingleRouter>(v.width, m, v.ln_eps));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(v.width, v.ln_eps));
   if (v.num_classes > 0) {
-    const int64_t in = v.head_input == HeadInput::Cls ? v.width : 2 * v.width;
+    const int64_t in = v.head_input == HeadInput::ClsAndMeanPatch ? 2 * v.width : v.width;
     head = register_module("head", std::make_shared<nn::Linear>(in, v.num_classes));
   }
 }
@@ -200,8 +201,26 @@ std::string VisionTransformer::describe() const {
          describe_moe(moe, routing_unit());
 }
 
-ModelOutput VisionTransformer::forward(const Tensor& images) const {
-  const int64_t B = images.size(0);
+// Zeros appended below and to the right of [B, C, H, W] images up to Hp x Wp (the padding
+// mmseg and DINOv2 give segmentation inputs, after normalisation).
+static Tensor pad_bottom_right(const Tensor& images, int64_t Hp, int64_t Wp) {
+  const int64_t B = images.size(0), C = images.size(1), H = images.size(2), W = images.size(3);
+  const TensorOptions opts(images.dtype(), images.device());
+  Tensor x = images;
+  if (Wp > W) x = concat({x, Tensor::zeros({B, C, H, Wp - W}, opts)}, 3);
+  if (Hp > H) x = concat({x, Tensor::zeros({B, C, Hp - H, Wp}, opts)}, 2);
+  return x;
+}
+
+ModelOutput VisionTransformer::forward(const Tensor& images_in) const {
+  VIMOE_CHECK(images_in.dim() == 4, "VisionTransformer: expected images [B, C, H, W], found ",
+              shape_str(images_in.shape()));
+  const int64_t B = images_in.size(0), H = images_in.size(2), W = images_in.size(3), p = vit.patch_size;
+  const bool segmentation = head && vit.head_input == HeadInput::Patches;
+  // A segmentation model takes any size: the image is padded to the patch grid and the logit
+  // map cropped back after upsampling, so every logit lies over its own pixel.
+  const Tensor images = segmentation ? pad_bottom_right(images_in, (H + p - 1) / p * p, (W + p - 1) / p * p)
+                                     : images_in;
   Tensor x = patch_embed->forward(images);  // [B, P, D]
   const int64_t gh = images.size(2) / vit.patch_size, gw = images.size(3) / vit.patch_size;
   Tensor pos = pos_embed;
@@ -233,12 +252,18 @@ ModelOutput VisionTransformer::forward(const Tensor& images) const {
       out.moe_blocks.push_back(static_cast<int64_t>(i));
       out.routing_grids.push_back(moe.routing == RoutingLevel::Image
                                       ? RoutingGrid{}
-                                      : RoutingGrid{x.size(1), 1 + vit.registers, gh, gw});
+                                      : RoutingGrid{x.size(1), 1 + vit.registers, gh, gw, p});
     }
   }
   out.features = norm->forward(x);
   if (!out.aux_loss.defined()) out.aux_loss = Tensor::zeros({}, TensorOptions(DType::F32, x.device()));
-  if (head) {
+  if (segmentation) {
+    // [B, P, classes] per patch -> [B, classes, gh, gw] -> bilinear to the padded image -> crop.
+    const Tensor grid_logits = head->forward(out.features.narrow(1, 1 + vit.registers, gh * gw))
+                                   .view({B, gh, gw, vit.num_classes})
+                                   .permute({0, 3, 1, 2});
+    out.logits = interpolate_bilinear(grid_logits, gh * p, gw * p).narrow(2, 0, H).narrow(3, 0, W);
+  } else if (head) {
     Tensor pooled = out.features.select(1, 0);
     if (vit.head_input == HeadInput::ClsAndMeanPatch) {
       const Tensor patches = out.features.narrow(1, 1 + vit.registers, gh * gw);
@@ -261,7 +286,7 @@ nlohmann::json VisionTransformer::config() const {
 #define X(f) j[#f] = vit.f;
   VIMOE_VIT_FIELDS(X)
 #undef X
-  j["head_input"] = vit.head_input == HeadInput::Cls ? "cls" : "cls+mean";
+  j["head_input"] = head_input_name(vit.head_input);
   j["moe"] = moe_to_json(moe);
   return j;
 }
@@ -287,9 +312,7 @@ std::shared_ptr<ImageModel> create_vit(const std::string& name, const nlohmann::
   std::string head;
   const bool head_given = r.get("head", head), head_input_given = r.get("head_input", head);
   if (head_given || head_input_given) {
-    VIMOE_CHECK(head == "cls" || head == "cls+mean", name, ": head must be \"cls\" or \"cls+mean\", found \"", head,
-                "\"");
-    v.head_input = head == "cls" ? HeadInput::Cls : HeadInput::ClsAndMeanPatch;
+    v.head_input = parse_head_input(name, head);
   }
   std::string pretrained;
   if (r.get("pretrained", pretrained)) {
@@ -310,11 +333,14 @@ std::shared_ptr<ImageModel> create_vit(const std::string& name, const nlohmann::
               ": width, depth, heads, patch size and MLP hidden size must be positive, found width ", v.width,
               ", depth ", v.depth, ", heads ", v.heads, ", patch ", v.patch_size, ", hidden ", v.mlp_hidden);
   VIMOE_CHECK(v.width % v.heads == 0, name, ": width ", v.width, " is not a multiple of ", v.heads, " heads");
-  VIMOE_CHECK(v.image_size % v.patch_size == 0, name, ": image size ", v.image_size,
-              " is not a multiple of the patch size ", v.patch_size);
+  VIMOE_CHECK(v.image_size % v.patch_size == 0 || v.head_input == HeadInput::Patches, name, ": image size ",
+              v.image_size, " is not a multiple of the patch size ", v.patch_size,
+              " (only a segmentation model, head \"patches\", pads its input to the patch grid)");
+  VIMOE_CHECK(v.head_input != HeadInput::Patches || v.num_classes > 0, name,
+              ": head \"patches\" (segmentation) needs num_classes > 0");
   VIMOE_CHECK(v.layer_scale_init >= 0, name, ": the LayerScale init must be >= 0 (0: none), found ",
               v.layer_scale_init);
-  if (!explicit_grid) v.pos_grid = v.image_size / v.patch_size;
+  if (!explicit_grid) v.pos_grid = v.grid();
   const int64_t depth = v.depth;
   const MoEConfig m = read_moe(r, depth, [&](const std::string& placement) {
     std::vector<int64_t> every2 = every_second_block(depth);

@@ -4,6 +4,13 @@
 //   -> blocks: x += ls1 * attn(norm1(x)); x += ls2 * ffn(norm2(x))  (ffn dense or MoE; the
 //      LayerScales ls1 / ls2 absent when layer_scale_init is 0)
 //   -> norm -> head on CLS (or CLS with the mean patch token)
+//   segmentation (head "patches"): the image padded with zeros at the bottom and right to the
+//   patch grid -> ... -> norm -> a linear layer on every patch token -> the [classes, gh, gw]
+//   logit map upsampled bilinearly (align_corners=False) to the padded size and cropped to
+//   the image: logits [B, classes, H, W]. No BatchNorm before the linear layer (DINOv2's
+//   linear protocol has one): the final LayerNorm already standardises each token, and here
+//   the backbone trains with the head (ViMoE fine-tunes end to end), so a BatchNorm would only
+//   add running statistics that differ between training crops and whole-image evaluation.
 //
 // Under a single router (Mobile V-MoE, MoEConfig::single_router) the model's "moe_router"
 // reads the CLS row entering the first MoE block and its decision drives every MoE block;

@@ -115,6 +115,52 @@ TEST(RunConfigValues, NonsenseValuesAreRefused) {
   EXPECT_NO_THROW(app::RunConfig().validate());
 }
 
+TEST(RunConfigValues, SegmentationTaskDefaultsAndChecks) {
+  app::RunConfig c;
+  c.dataset = "camvid";
+  app::apply_task_defaults(c);
+  EXPECT_EQ(c.task, "segmentation");
+  EXPECT_EQ(c.head, "patches");
+  EXPECT_DOUBLE_EQ(c.aux_alpha, 0.001);  // the ViMoE paper's alpha for segmentation
+  EXPECT_DOUBLE_EQ(c.label_smoothing, 0.0);
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.segmentation_scale(), (std::pair<int64_t, int64_t>{480, 360}));
+  c.dataset = "ade20k";
+  EXPECT_EQ(c.segmentation_scale(), (std::pair<int64_t, int64_t>{2048, 512}));
+  // What the command line sets stays.
+  app::RunConfig given;
+  given.dataset = "ade20k";
+  given.aux_alpha = 0.01;
+  given.given = {"dataset", "aux_alpha"};
+  app::apply_task_defaults(given);
+  EXPECT_DOUBLE_EQ(given.aux_alpha, 0.01);
+  EXPECT_EQ(given.head, "patches");
+  // A classification run keeps its defaults.
+  app::RunConfig cls;
+  app::apply_task_defaults(cls);
+  EXPECT_EQ(cls.task, "classification");
+  EXPECT_EQ(cls.head, "cls");
+  EXPECT_DOUBLE_EQ(cls.aux_alpha, 0.01);
+
+  auto refused = [](auto set, std::initializer_list<const char*> parts) {
+    app::RunConfig r;
+    set(r);
+    try {
+      r.validate();
+      (void)r.model_options(11, 3);
+      ADD_FAILURE() << "accepted; expected an error with " << *parts.begin();
+    } catch (const Error& e) {
+      expect_parts(e.what(), parts);
+    }
+  };
+  refused([](app::RunConfig& r) { r.task = "segmentation"; r.dataset = "cifar10"; }, {"--task", "cifar10"});
+  refused([](app::RunConfig& r) { r.dataset = "camvid"; r.mixup = 0.8; }, {"--mixup", "label maps"});
+  refused([](app::RunConfig& r) { r.dataset = "camvid"; r.seg_eval = "tiles"; }, {"--seg-eval", "tiles"});
+  refused([](app::RunConfig& r) { r.dataset = "camvid"; r.seg_scale = {480}; }, {"--seg-scale", "LONG,SHORT"});
+  refused([](app::RunConfig& r) { r.dataset = "camvid"; r.head = "cls"; }, {"--head cls", "segmentation"});
+  refused([](app::RunConfig& r) { r.head = "patches"; }, {"--head patches", "classification"});
+}
+
 TEST(RunConfigValues, MoeOptionsMustAgree) {
   app::RunConfig c;
   c.moe_last = 2;  // but --experts 0

@@ -459,6 +459,8 @@ TEST(Train, ShippedConfigsParseAndBuild) {
     const std::string path = entry.path().string();
     const char* argv[] = {"vimoe-train", "--config", path.c_str()};
     ASSERT_NO_THROW(cli.parse(3, argv));
+    app::apply_task_defaults(c);  // as vimoe-train does: the segmentation configs get their head
+    ASSERT_NO_THROW(c.validate());
     if (c.init == "scratch") {
       const auto model = app::build_model(c, 10, 3);
       EXPECT_EQ(model->size().total_params, model->num_parameters());

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "apps/common/routing_report.h"
+#include "apps/common/seg_report.h"
 #include "apps/common/superclass_report.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
@@ -39,22 +40,13 @@ LoadedRun load_run(const std::string& checkpoint, Device device) {
   return run;
 }
 
-nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& classes,
-                                 const models::ImageModel& model, const std::string& out_dir) {
-  const models::MoEConfig& moe = model.moe_config();
-  fs::create_directories(out_dir);
-  nlohmann::json summary = {{"images", r.images}, {"loss", r.loss}, {"top1", r.top1}, {"top5", r.top5}};
-  summary["skipped_images"] = nlohmann::json::array();
-  for (const data::SkippedSample& s : r.skipped) summary["skipped_images"].push_back(s.reason);
-  const models::ModelSize size = model.size();
-  summary["model"] = {{"total_params", size.total_params}, {"active_params", size.active_params},
-                      {"macs", size.macs}};
-  std::vector<std::string> files;
+// per_class.csv (images and top-1 per class) and confusion.{csv,png}.
+static void write_classification_tables(const EvalResult& r, const std::vector<std::string>& classes,
+                                        const std::string& out_dir, std::vector<std::string>& files, nlohmann::json& summary) {
   auto path = [&](const std::string& name) {
     files.push_back(name);
     return (fs::path(out_dir) / name).string();
   };
-
   std::vector<std::vector<std::string>> rows;
   nlohmann::json per_class = nlohmann::json::object();
   for (size_t c = 0; c < classes.size(); ++c) {
@@ -69,6 +61,30 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     path("confusion.png");
   }
   summary["per_class_top1"] = per_class;
+}
+
+nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& classes,
+                                 const models::ImageModel& model, const std::string& out_dir) {
+  const models::MoEConfig& moe = model.moe_config();
+  fs::create_directories(out_dir);
+  nlohmann::json summary = {{"images", r.images}, {"loss", r.loss}};
+  if (!r.pixels) summary.update({{"top1", r.top1}, {"top5", r.top5}});
+  summary["skipped_images"] = nlohmann::json::array();
+  for (const data::SkippedSample& s : r.skipped) summary["skipped_images"].push_back(s.reason);
+  const models::ModelSize size = model.size();
+  summary["model"] = {{"total_params", size.total_params}, {"active_params", size.active_params},
+                      {"macs", size.macs}};
+  std::vector<std::string> files;
+  auto path = [&](const std::string& name) {
+    files.push_back(name);
+    return (fs::path(out_dir) / name).string();
+  };
+
+  if (r.pixels) {
+    summary.update(write_segmentation_report(r, classes, out_dir, files));
+  } else {
+    write_classification_tables(r, classes, out_dir, files, summary);
+  }
 
   nlohmann::json layers = nlohmann::json::array();
   for (size_t l = 0; l < r.routing_counts.size(); ++l) {
@@ -103,7 +119,8 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     hopts.vmin = 0.0;
     hopts.vmax = 1.0;
     plot::heatmap_png(path("routing_block" + block + ".png"), frac, classes, expert_names,
-                      "Block " + block + ": share of each class's " + model.routing_unit() + " per expert",
+                      "Block " + block + ": share of each class's " + model.routing_unit() + " per expert" +
+                          (r.pixels ? " (a token's class: its patch's most frequent)" : ""),
                       hopts);
     std::vector<std::vector<std::string>> load_csv;
     for (size_t e = 0; e < experts; ++e) {
@@ -147,6 +164,7 @@ Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir
   Curves out;
   plot::Series loss{"training loss", {}, {}}, val_loss{"validation loss", {}, {}};
   plot::Series top1{"validation top-1", {}, {}}, top5{"validation top-5", {}, {}};
+  plot::Series miou{"validation mIoU", {}, {}}, aacc{"validation pixel accuracy", {}, {}};  // segmentation
   std::vector<std::vector<std::string>> rows;
   std::string line;
   int64_t line_no = 0;
@@ -168,14 +186,18 @@ Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir
     };
     const double step = num("step"), train_loss = num("loss_avg"), aux = num("aux_loss"), lr = num("lr");
     const double v_loss = num("val_loss"), v_top1 = num("val_top1"), v_top5 = num("val_top5");
+    const double v_miou = num("val_miou"), v_aacc = num("val_aacc");
     if (j.contains("loss_avg")) loss.xs.push_back(step), loss.ys.push_back(train_loss);
     if (j.contains("val_loss")) {
       val_loss.xs.push_back(step), val_loss.ys.push_back(v_loss);
       top1.xs.push_back(step), top1.ys.push_back(v_top1);
       top5.xs.push_back(step), top5.ys.push_back(v_top5);
+      miou.xs.push_back(step), miou.ys.push_back(v_miou);
+      aacc.xs.push_back(step), aacc.ys.push_back(v_aacc);
     }
     rows.push_back({plot::csv_number(step), plot::csv_number(train_loss), plot::csv_number(aux), plot::csv_number(lr),
-                    plot::csv_number(v_loss), plot::csv_number(v_top1), plot::csv_number(v_top5)});
+                    plot::csv_number(v_loss), plot::csv_number(v_top1), plot::csv_number(v_top5),
+                    plot::csv_number(v_miou), plot::csv_number(v_aacc)});
   }
   VIMOE_CHECK(!rows.empty(), metrics_jsonl, " holds no records");
   const double last_step = last ? static_cast<double>(last->step) : NAN;
@@ -183,14 +205,18 @@ Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir
     val_loss.xs.push_back(last_step), val_loss.ys.push_back(last->loss);
     top1.xs.push_back(last_step), top1.ys.push_back(last->top1);
     top5.xs.push_back(last_step), top5.ys.push_back(last->top5);
+    miou.xs.push_back(last_step), miou.ys.push_back(last->miou);
+    aacc.xs.push_back(last_step), aacc.ys.push_back(last->pixel_accuracy);
     const std::string none = plot::csv_number(NAN);  // no training values at this row
     rows.push_back({plot::csv_number(last_step), none, none, none, plot::csv_number(last->loss),
-                    plot::csv_number(last->top1), plot::csv_number(last->top5)});
+                    plot::csv_number(last->top1), plot::csv_number(last->top5), plot::csv_number(last->miou),
+                    plot::csv_number(last->pixel_accuracy)});
   }
   std::vector<std::string>& files = out.files;
   fs::create_directories(out_dir);
   plot::csv_write((fs::path(out_dir) / "curves.csv").string(),
-                  {"step", "loss_avg", "aux_loss", "lr", "val_loss", "val_top1", "val_top5"}, rows);
+                  {"step", "loss_avg", "aux_loss", "lr", "val_loss", "val_top1", "val_top5", "val_miou", "val_aacc"},
+                  rows);
   files.push_back("curves.csv");
   // A series whose every value is missing (all null in a diverged run) is left out.
   auto drawable = [](const plot::Series& s) {
@@ -208,6 +234,8 @@ Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir
   std::vector<plot::Series> accuracies;
   if (drawable(top1)) accuracies.push_back(top1);
   if (drawable(top5)) accuracies.push_back(top5);
+  if (drawable(miou)) accuracies.push_back(miou);
+  if (drawable(aacc)) accuracies.push_back(aacc);
   if (!accuracies.empty()) {
     plot::line_chart_png((fs::path(out_dir) / "accuracy_curve.png").string(), accuracies,
                          "Validation accuracy", "step", "accuracy");

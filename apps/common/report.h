@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <optional>
 
 #include "apps/common/trainer.h"
@@ -27,7 +28,8 @@ LoadedRun load_run(const std::string& checkpoint, Device device);
 nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::string>& class_names,
                                  const models::ImageModel& model, const std::string& out_dir);
 
-// loss_curve.png / accuracy_curve.png and curves.csv from a run's metrics.jsonl. Values that
+// loss_curve.png / accuracy_curve.png (top-1 / top-5, or for segmentation mIoU and pixel
+// accuracy) and curves.csv from a run's metrics.jsonl. Values that
 // are null or not finite (a diverged run logs NaN as null) leave gaps in the curves and are
 // counted. Throws for a missing, unreadable or empty file and for a line that is not a JSON
 // object.
@@ -39,7 +41,8 @@ struct Curves {
 // step: vimoe-eval's evaluation of a run trained without a final one.
 struct ValidationPoint {
   int64_t step = 0;
-  double loss = 0, top1 = 0, top5 = 0;
+  double loss = 0, top1 = NAN, top5 = NAN;
+  double miou = NAN, pixel_accuracy = NAN;  // segmentation
 };
 Curves write_curves(const std::string& metrics_jsonl, const std::string& out_dir,
                     const std::optional<ValidationPoint>& last = std::nullopt);

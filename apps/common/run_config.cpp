@@ -27,7 +27,10 @@ nlohmann::json RunConfig::model_options(int64_t num_classes, int64_t in_channels
               "preset's) or a positive initial value, found ", layer_scale);
   if (layer_scale > 0) j["layer_scale"] = layer_scale;
   if (layer_scale == kNoLayerScale) j["layer_scale"] = 0.0;
-  VIMOE_CHECK(head == "cls" || head == "cls+mean", "--head must be cls or cls+mean, found ", head);
+  VIMOE_CHECK(head == "cls" || head == "cls+mean" || head == "patches",
+              "--head must be cls, cls+mean or patches (segmentation), found ", head);
+  VIMOE_CHECK((head == "patches") == segmentation(), "--head ", head, " does not fit the ", resolved_task(),
+              " task", segmentation() ? " (segmentation needs the per-patch head, patches)" : "");
   set_if("head", head, head != "cls");
   set_if("pretrained", init, init != "scratch");
   const nlohmann::json moe = moe_options();
@@ -115,6 +118,23 @@ void RunConfig::validate() const {
   at_least("--checkpoint-every", static_cast<double>(checkpoint_every), 0);
   at_least("--workers", workers, 0);
   at_least("--max-bad-steps", static_cast<double>(max_bad_steps), 0);
+  at_least("--iterations", static_cast<double>(iterations), 0);
+  at_least("--warmup-iters", static_cast<double>(warmup_iters), 0);
+  at_least("--val-every", static_cast<double>(val_every), 0);
+  at_least("--seg-stride", static_cast<double>(seg_stride), 0);
+  VIMOE_CHECK(task == "auto" || task == "classification" || task == "segmentation",
+              "--task must be auto, classification or segmentation, found ", task);
+  const bool seg_data = dataset == "camvid" || dataset == "ade20k";
+  VIMOE_CHECK(seg_data == segmentation(), "--task ", task, " does not fit --dataset ", dataset,
+              seg_data ? " (a segmentation dataset)" : " (a classification dataset)");
+  VIMOE_CHECK(seg_eval == "whole" || seg_eval == "slide", "--seg-eval must be whole or slide, found ", seg_eval);
+  VIMOE_CHECK(seg_scale.empty() || (seg_scale.size() == 2 && seg_scale[0] > 0 && seg_scale[1] > 0),
+              "--seg-scale must be two positive sides LONG,SHORT, found ", seg_scale.size(), " values");
+  VIMOE_CHECK(seg_ratio.size() == 2 && seg_ratio[0] > 0 && seg_ratio[0] <= seg_ratio[1],
+              "--seg-ratio must be LOW,HIGH with 0 < LOW <= HIGH");
+  VIMOE_CHECK(cat_max_ratio > 0 && cat_max_ratio <= 1, "--cat-max-ratio must be in (0, 1], found ", cat_max_ratio);
+  VIMOE_CHECK(!segmentation() || (mixup == 0 && cutmix == 0), "--mixup and --cutmix mix image labels; "
+              "segmentation has label maps (set them to 0)");
   VIMOE_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), found ",
               label_smoothing);
   VIMOE_CHECK(drop_path >= 0 && drop_path < 1, "--drop-path must be in [0, 1), found ", drop_path);
@@ -123,6 +143,29 @@ void RunConfig::validate() const {
   VIMOE_CHECK(batch_size > 0, "--batch-size must be > 0, found ", batch_size);
   VIMOE_CHECK(accum_steps > 0, "--accum-steps must be > 0, found ", accum_steps);
   VIMOE_CHECK(log_every > 0, "--log-every must be > 0, found ", log_every);
+}
+
+std::string RunConfig::resolved_task() const {
+  if (task != "auto") return task;
+  return dataset == "camvid" || dataset == "ade20k" ? "segmentation" : "classification";
+}
+
+std::pair<int64_t, int64_t> RunConfig::segmentation_scale() const {
+  if (seg_scale.size() == 2) return {seg_scale[0], seg_scale[1]};
+  if (dataset == "ade20k") return {2048, 512};
+  return {480, 360};  // CamVid's own size
+}
+
+void apply_task_defaults(RunConfig& cfg) {
+  auto unset = [&cfg](const char* field, bool at_default) {
+    return cfg.given.empty() ? at_default : cfg.given.count(field) == 0;
+  };
+  if (cfg.segmentation()) {
+    if (unset("head", cfg.head == "cls")) cfg.head = "patches";
+    if (unset("aux_alpha", cfg.aux_alpha == 0.01)) cfg.aux_alpha = 0.001;
+    if (unset("label_smoothing", cfg.label_smoothing == 0.1)) cfg.label_smoothing = 0;
+  }
+  cfg.task = cfg.resolved_task();
 }
 
 void add_options(CLI::App& app, RunConfig& c) {
@@ -182,7 +225,8 @@ void add_options(CLI::App& app, RunConfig& c) {
                 "train the single router to predict super-classes: coarse (CIFAR-100's 20), random (a fixed random "
                 "map, one group per expert), or a JSON file {\"classes\": {name: group}} (vimoe-eval superclasses)");
   g->add_option("--superclass-weight", c.superclass_weight, "lambda of the super-class loss")->capture_default_str();
-  g->add_option("--head", c.head, "cls or cls+mean")->capture_default_str();
+  g->add_option("--head", c.head, "cls, cls+mean, or patches (segmentation: a linear layer per patch token)")
+      ->capture_default_str();
   g->add_option("--drop-path", c.drop_path, "stochastic depth rate")->capture_default_str();
   g->add_option("--layer-scale", c.layer_scale,
                 "LayerScale init; 0: the preset's (vit_s14 and larger 1, vit_tiny 0.1); none: no "
@@ -190,7 +234,11 @@ void add_options(CLI::App& app, RunConfig& c) {
       ->transform(CLI::Transformer(std::map<std::string, std::string>{
           {"none", std::to_string(RunConfig::kNoLayerScale)}}));
   auto* d = app.add_option_group("data");
-  d->add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder")->capture_default_str();
+  d->add_option("--task", c.task, "auto (from the dataset), classification or segmentation")
+      ->check(CLI::IsMember({"auto", "classification", "segmentation"}))
+      ->capture_default_str();
+  d->add_option("--dataset", c.dataset, "fashion-mnist, mnist, cifar10, cifar100, folder; segmentation: camvid, "
+                "ade20k")->capture_default_str();
   d->add_option("--data-dir", c.data_dir, "dataset location (folder: the training root)");
   d->add_option("--val-dir", c.val_dir, "folder datasets: the validation root");
   d->add_option("--normalize", c.normalize,
@@ -204,9 +252,26 @@ void add_options(CLI::App& app, RunConfig& c) {
   d->add_option("--workers", c.workers, "loader threads")->capture_default_str();
   d->add_option("--mixup", c.mixup, "mixup Beta alpha (0: off)")->capture_default_str();
   d->add_option("--cutmix", c.cutmix, "cutmix Beta alpha (0: off)")->capture_default_str();
+  d->add_option("--val-split", c.val_split, "segmentation: the validation split (camvid: val or test; ade20k: "
+                "validation)");
+  d->add_option("--seg-scale", c.seg_scale, "segmentation: the keep-ratio scale LONG,SHORT images are resized to "
+                "(training: times the ratio; default camvid 480,360, ade20k 2048,512)")->delimiter(',');
+  d->add_option("--seg-ratio", c.seg_ratio, "segmentation: training rescale ratio range LOW,HIGH")
+      ->delimiter(',')->capture_default_str();
+  d->add_option("--cat-max-ratio", c.cat_max_ratio, "segmentation: redraw a crop (up to 10 times) while one class "
+                "covers more than this share of it")->capture_default_str();
+  d->add_flag("!--no-photometric", c.photometric, "segmentation: no photometric distortion in training");
+  d->add_option("--seg-eval", c.seg_eval, "segmentation evaluation: whole (the image padded to the patch grid) or "
+                "slide (crop-sized windows)")->check(CLI::IsMember({"whole", "slide"}))->capture_default_str();
+  d->add_option("--seg-stride", c.seg_stride, "sliding windows' stride (0: 2/3 of the crop)");
   auto* o = app.add_option_group("optimisation");
   o->add_option("--epochs", c.epochs)->capture_default_str();
   o->add_option("--max-steps", c.max_steps, "train for this many optimiser steps (0: --epochs' worth); it also sets the schedule's length, so the lr decays to --min-lr by the last step");
+  o->add_option("--iterations", c.iterations, "an iteration-based schedule of this many optimiser steps, whatever "
+                "--epochs (0: epoch-based)");
+  o->add_option("--warmup-iters", c.warmup_iters, "iteration-based schedule: linear warmup steps");
+  o->add_option("--val-every", c.val_every, "steps between validations (0: at epoch ends; under --iterations: at "
+                "the end only)");
   o->add_option("--batch-size", c.batch_size)->capture_default_str();
   o->add_option("--accum-steps", c.accum_steps, "gradient accumulation")->capture_default_str();
   o->add_option("--lr", c.lr, "peak learning rate")->capture_default_str();
@@ -239,8 +304,9 @@ void add_options(CLI::App& app, RunConfig& c) {
 #define VIMOE_RUN_FIELDS(X)                                                                      \
   X(model) X(image_size) X(patch_size) X(width) X(depth) X(heads) X(mlp_ratio) X(registers) X(init) X(experts) X(moe_last) X(moe_blocks)              \
   X(moe_every_second) X(moe_placement) X(top_k) X(shared_expert) X(routing) X(aux_alpha) X(balance) X(gate) X(gate_dim) X(renormalize_gates) X(capacity_factor) X(bpr) X(single_router) X(superclasses) X(superclass_weight) X(head) X(drop_path)     \
-  X(layer_scale) X(dataset) X(data_dir) X(val_dir) X(normalize) X(crop_padding) X(workers) X(mixup) X(cutmix) X(epochs)       \
-  X(max_steps) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
+  X(layer_scale) X(task) X(dataset) X(data_dir) X(val_dir) X(normalize) X(crop_padding) X(workers) X(mixup) X(cutmix) \
+  X(val_split) X(seg_scale) X(seg_ratio) X(cat_max_ratio) X(photometric) X(seg_eval) X(seg_stride) X(epochs)       \
+  X(max_steps) X(iterations) X(warmup_iters) X(val_every) X(batch_size) X(accum_steps) X(lr) X(min_lr) X(warmup_epochs) X(weight_decay)     \
   X(layer_decay) X(clip_grad) X(max_bad_steps) X(label_smoothing) X(seed) X(device) X(precision) X(out) X(checkpoint_every)    \
   X(log_every) X(resume) X(final_eval)
 
@@ -281,7 +347,7 @@ nlohmann::json checkpoint_metadata(const std::string& checkpoint, const std::map
 }
 
 RunConfig resume_config(const RunConfig& requested, const RunConfig& saved, std::vector<std::string>& changes) {
-  static const std::set<std::string> may_change = {"epochs", "max_steps", "checkpoint_every", "log_every", "max_bad_steps",
+  static const std::set<std::string> may_change = {"epochs", "max_steps", "iterations", "val_every", "checkpoint_every", "log_every", "max_bad_steps",
                                                    "workers", "device", "out", "data_dir", "val_dir",
                                                    "final_eval", "resume"};
   const nlohmann::json want = to_json(requested), have = to_json(saved), defaults = to_json(RunConfig{});

@@ -51,18 +51,39 @@ struct RunConfig {
   double layer_scale = 0;
   static constexpr double kNoLayerScale = -1;
 
+  // Task: "classification", "segmentation" (a per-patch head, logits upsampled to the pixels,
+  // pixel cross-entropy, mIoU), or "auto": segmentation for the segmentation datasets (camvid,
+  // ade20k), else classification. Segmentation changes defaults the command line does not
+  // set: the head ("patches"), --aux-alpha 0.001 (the ViMoE paper's), --label-smoothing 0
+  // (apply_task_defaults).
+  std::string task = "auto";
+
   // Data.
-  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100 | folder
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100 | folder | camvid | ade20k
   std::string data_dir;                   // "": the dataset's default location
   std::string val_dir;                    // image folders: the validation root
   std::string normalize = "auto";         // per-channel statistics; see app::normalization
   std::string crop_padding = "zero";      // small images' shift: "zero" or "reflect" padding
   int workers = 2;
   double mixup = 0, cutmix = 0;           // Beta alphas; 0 disables
+  // Segmentation data (data/seg_transforms.h). The training crop is the model's --image-size.
+  std::string val_split;                  // "": camvid's val, ade20k's validation
+  std::vector<int64_t> seg_scale;         // keep-ratio (long, short) scale; empty: the dataset's
+  std::vector<double> seg_ratio = {0.5, 2.0};  // training rescale ratio range
+  double cat_max_ratio = 0.75;            // the crop's largest class share (1: any window)
+  bool photometric = true;                // photometric distortion in training
+  std::string seg_eval = "whole";         // whole image (padded to the patch grid) or "slide"
+  int64_t seg_stride = 0;                 // sliding windows' stride (0: 2/3 of the crop)
 
   // Optimisation.
   int64_t epochs = 10;
   int64_t max_steps = 0;                  // train this many optimiser steps, schedule included (0: epochs)
+  // An iteration-based schedule (segmentation recipes: 80k iterations): this many optimiser
+  // steps whatever the epochs, warmup_iters of linear warmup, a validation every val_every
+  // steps. 0: the epoch-based schedule.
+  int64_t iterations = 0;
+  int64_t warmup_iters = 0;
+  int64_t val_every = 0;                  // 0: at epoch ends (iterations: only at the end)
   int64_t batch_size = 128;
   int64_t accum_steps = 1;
   double lr = 1e-3, min_lr = 1e-5;
@@ -108,7 +129,19 @@ struct RunConfig {
   // Makes the data locations and the --init weights absolute (against the working
   // directory), so the stored configuration opens them again from any directory.
   void make_paths_absolute();
+
+  // "classification" or "segmentation", with "auto" resolved from the dataset.
+  std::string resolved_task() const;
+  bool segmentation() const { return resolved_task() == "segmentation"; }
+  // The segmentation scale: --seg-scale, else the dataset's (camvid 480 x 360, its own size;
+  // ade20k 2048 x 512, mmseg's).
+  std::pair<int64_t, int64_t> segmentation_scale() const;
 };
+
+// Sets the task's defaults on the fields the configuration does not set (RunConfig::given;
+// for a configuration built in code, fields at their defaults): under segmentation the head
+// "patches", --aux-alpha 0.001 and --label-smoothing 0. Resolves task "auto".
+void apply_task_defaults(RunConfig& cfg);
 
 // The configuration a resumed run continues with: the checkpoint's (`saved`), with the
 // options a resume may change taken from `requested` where it sets them -- epochs and

@@ -5,6 +5,7 @@
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "data/segmentation.h"
 #include "engine/error.h"
 
 namespace vimoe::app {
@@ -49,8 +50,20 @@ Datasets open_datasets(const RunConfig& cfg) {
     constexpr int64_t kSmallImage = 64;
     const int64_t side = train->native_size();
     d.native_size = side == val->native_size() && side <= kSmallImage ? side : 0;
+  } else if (cfg.dataset == "camvid" || cfg.dataset == "ade20k") {
+    VIMOE_CHECK(!dir.empty(), "--dataset ", cfg.dataset, " needs --data-dir (the folder holding ",
+                cfg.dataset == "camvid" ? "train/ and trainannot/" : "images/ and annotations/", ")");
+    const bool camvid = cfg.dataset == "camvid";
+    const auto layout = camvid ? data::SegmentationLayout::CamVid : data::SegmentationLayout::ADE20K;
+    const std::string val_split = !cfg.val_split.empty() ? cfg.val_split : camvid ? "val" : "validation";
+    d.train = std::make_shared<data::SegmentationFolder>(dir, camvid ? "train" : "training", layout);
+    auto val = std::make_shared<data::SegmentationFolder>(dir, val_split, layout);
+    for (int64_t i = 1; i < val->size() && d.val_one_size; ++i) d.val_one_size = val->image_size(i) == val->image_size(0);
+    d.val = val;
+    d.channels = 3;
   } else {
-    VIMOE_FAIL("unknown --dataset \"", cfg.dataset, "\" (expected fashion-mnist, mnist, cifar10, cifar100 or folder)");
+    VIMOE_FAIL("unknown --dataset \"", cfg.dataset, "\" (expected fashion-mnist, mnist, cifar10, cifar100, folder, "
+               "camvid or ade20k)");
   }
   return d;
 }
@@ -66,7 +79,7 @@ Normalization normalization(const RunConfig& cfg) {
   if (which == "auto") {
     // A pretrained backbone expects the statistics it was trained with; an image folder's
     // own are unknown, so photographs get ImageNet's (a CIFAR folder: say --normalize cifar10).
-    if (cfg.init != "scratch" || cfg.dataset == "folder") which = "imagenet";
+    if (cfg.init != "scratch" || cfg.dataset == "folder" || cfg.segmentation()) which = "imagenet";
     else which = cfg.dataset;
   }
   if (which == "imagenet") return imagenet;
@@ -119,6 +132,56 @@ data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t 
   if (d.native_size == size)
     return data::tf::compose({data::tf::channels(channels), data::tf::normalize(s.mean, s.std)});
   return data::eval_transform(size, size * 8 / 7, channels, s.mean, s.std);
+}
+
+data::LoaderOptions train_loader_options(const RunConfig& cfg, const Datasets& d, const models::InputSpec& input) {
+  data::LoaderOptions o;
+  o.batch_size = cfg.batch_size;
+  o.shuffle = true;
+  o.drop_last = true;
+  o.seed = cfg.seed;
+  o.num_workers = cfg.workers;
+  if (!cfg.segmentation()) {
+    o.transform = train_transform(cfg, d, input.image_size, input.channels);
+    if (cfg.mixup > 0 || cfg.cutmix > 0) {
+      data::MixConfig mix;
+      mix.mixup_alpha = cfg.mixup;
+      mix.cutmix_alpha = cfg.cutmix;
+      mix.label_smoothing = cfg.label_smoothing;
+      o.mix = mix;
+    }
+    return o;
+  }
+  const Normalization s = for_channels(normalization(cfg), input.channels);
+  const auto [long_side, short_side] = cfg.segmentation_scale();
+  const int64_t crop = input.image_size, ignore = d.train->ignore_index();
+  std::vector<data::PairTransform> steps = {
+      data::segtf::random_rescale(long_side, short_side, {cfg.seg_ratio[0], cfg.seg_ratio[1]}),
+      data::segtf::random_crop(crop, crop, ignore, cfg.cat_max_ratio), data::segtf::random_hflip(0.5)};
+  if (cfg.photometric) steps.push_back(data::segtf::photometric_distortion());
+  steps.push_back(data::segtf::image_only(data::tf::channels(input.channels)));
+  steps.push_back(data::segtf::normalize(s.mean, s.std));
+  o.pair_transform = data::segtf::compose(steps);
+  return o;
+}
+
+data::LoaderOptions eval_loader_options(const RunConfig& cfg, const Datasets& d, const models::InputSpec& input,
+                                        int workers) {
+  data::LoaderOptions o;
+  o.batch_size = cfg.batch_size;
+  o.shuffle = false;
+  o.num_workers = workers;
+  if (!cfg.segmentation()) {
+    o.transform = eval_transform(cfg, d, input.image_size, input.channels);
+    return o;
+  }
+  if (!d.val_one_size) o.batch_size = 1;
+  const Normalization s = for_channels(normalization(cfg), input.channels);
+  const auto [long_side, short_side] = cfg.segmentation_scale();
+  o.pair_transform = data::segtf::compose({data::segtf::resize(long_side, short_side, /*resize_mask=*/false),
+                                           data::segtf::image_only(data::tf::channels(input.channels)),
+                                           data::segtf::normalize(s.mean, s.std)});
+  return o;
 }
 
 std::optional<data::SuperclassMap> superclasses(const RunConfig& cfg, const Datasets& d) {

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/superclasses.h"
+#include "models/model.h"
 
 namespace vimoe::app {
 
@@ -16,6 +17,7 @@ struct Datasets {
   std::shared_ptr<const data::Dataset> train, val;
   int64_t channels = 3;      // what the images carry
   int64_t native_size = 0;   // their side when all are square and share one (IDX, CIFAR), else 0
+  bool val_one_size = true;  // every validation image has one size (segmentation batches them then)
 };
 Datasets open_datasets(const RunConfig& cfg);
 
@@ -33,6 +35,16 @@ Normalization normalization(const RunConfig& cfg);
 // (ImageNet's when starting from DINOv2).
 data::Transform train_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
 data::Transform eval_transform(const RunConfig& cfg, const Datasets& d, int64_t size, int64_t channels);
+
+// The loaders of a run, for either task: batch size, workers, seed and the transforms above,
+// or under segmentation the joint transforms: training rescales by --seg-ratio around
+// --seg-scale, crops the model's input size (padding with the ignore index), flips and
+// distorts photometrically; evaluation resizes the image alone to the scale (the label keeps
+// its resolution, as mmseg scores) in batches of one unless every validation image has one
+// size.
+data::LoaderOptions train_loader_options(const RunConfig& cfg, const Datasets& d, const models::InputSpec& input);
+data::LoaderOptions eval_loader_options(const RunConfig& cfg, const Datasets& d, const models::InputSpec& input,
+                                        int workers);
 
 // The super-class map --superclasses names (nullopt without one), checked against the model:
 // one group per expert of the single router.

@@ -1,5 +1,6 @@
 #include "apps/common/run_model.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "engine/cuda/runtime.h"
@@ -31,6 +32,14 @@ std::shared_ptr<models::ImageModel> build_model(const RunConfig& cfg, int64_t nu
   model->init_weights(cfg.seed);
   if (cfg.init != "scratch") std::fprintf(stderr, "%s\n", model->load_pretrained(cfg.init).c_str());
   return model;
+}
+
+models::SegInference seg_inference(const RunConfig& cfg, const models::InputSpec& input) {
+  models::SegInference how;
+  how.slide = cfg.seg_eval == "slide";
+  how.crop = input.image_size;
+  how.stride = cfg.seg_stride > 0 ? cfg.seg_stride : std::max<int64_t>(1, input.image_size * 2 / 3);
+  return how;
 }
 
 }  // namespace vimoe::app

@@ -27,7 +27,10 @@ MicroBatchLoss TrainStep::micro_batch(const data::Batch& batch) {
     AutocastGuard mixed(recipe_.autocast.value_or(DType::BF16), recipe_.autocast.has_value());
     out = model_.forward(batch.images.to(device_));
     const Tensor logits = out.logits.to(DType::F32);
-    if (batch.targets.defined()) {
+    if (batch.masks.defined()) {
+      // Segmentation: logits [B, classes, H, W] against the label maps, ignored pixels left out.
+      task = pixel_cross_entropy(logits, batch.masks.to(device_), recipe_.ignore_index);
+    } else if (batch.targets.defined()) {
       // Soft targets from mixup / cutmix (already label-smoothed).
       task = mean(sum(batch.targets.to(device_) * log_softmax(logits, 1), {1})) * -1.0;
     } else {

@@ -2,7 +2,9 @@
 // step-parity test (tests/test_train_step_parity.cpp) replays it against PyTorch, so what the
 // test checks is the code the app trains with.
 //   per micro-batch: forward (under the run's autocast), task loss = cross-entropy with label
-//     smoothing (soft targets from mixup / cutmix instead when the batch carries them),
+//     smoothing (soft targets from mixup / cutmix instead when the batch carries them;
+//     segmentation batches, which carry label maps: the pixel cross-entropy, ignored pixels
+//     left out),
 //     loss = task + the MoE load-balancing loss (+ the super-class loss: StepRecipe),
 //     (loss / accum_steps).backward();
 //   then: the learning rate schedule(step) (each parameter group scales it), the global
@@ -23,6 +25,7 @@ namespace vimoe::app {
 struct StepRecipe {
   int64_t accum_steps = 1;
   double label_smoothing = 0;
+  int64_t ignore_index = 255;        // segmentation: the label maps' unlabelled value
   double clip_grad = 0;              // 0: no clipping
   std::optional<DType> autocast;     // the forward's half type; nullopt: f32
   // Mobile V-MoE's super-class loss: with `group_of` (i64 [classes] on the run's device, each

@@ -39,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 // ---- the trainer -----------------------------------------------------------------------
 
 Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
+  apply_task_defaults(cfg_);
   cfg_.validate();
   cfg_.make_paths_absolute();  // before a resume compares them with the checkpoint's
   if (!cfg_.resume.empty()) {
@@ -84,29 +85,10 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
     data::write_superclasses((fs::path(cfg_.out) / "superclasses.json").string(), *superclasses_,
                              data_.train->class_names());
   }
-  const int64_t size = model_->input().image_size, channels = model_->input().channels;
-  data::LoaderOptions train_opts;
-  train_opts.batch_size = cfg_.batch_size;
-  train_opts.shuffle = true;
-  train_opts.drop_last = true;
-  train_opts.seed = cfg_.seed;
-  train_opts.num_workers = cfg_.workers;
-  train_opts.transform = train_transform(cfg_, data_, size, channels);
+  data::LoaderOptions train_opts = train_loader_options(cfg_, data_, model_->input());
   train_opts.pin_memory = device_.is_cuda();
-  if (cfg_.mixup > 0 || cfg_.cutmix > 0) {
-    data::MixConfig mix;
-    mix.mixup_alpha = cfg_.mixup;
-    mix.cutmix_alpha = cfg_.cutmix;
-    mix.label_smoothing = cfg_.label_smoothing;
-    train_opts.mix = mix;
-  }
   train_loader_ = std::make_unique<data::Loader>(data_.train, train_opts);
-  data::LoaderOptions val_opts;
-  val_opts.batch_size = cfg_.batch_size;
-  val_opts.shuffle = false;
-  val_opts.num_workers = cfg_.workers;
-  val_opts.transform = eval_transform(cfg_, data_, size, channels);
-  val_loader_ = std::make_unique<data::Loader>(data_.val, val_opts);
+  val_loader_ = std::make_unique<data::Loader>(data_.val, eval_loader_options(cfg_, data_, model_->input(), cfg_.workers));
 
   model_->to(device_);
   optimizer_ = std::make_unique<optim::AdamW>(models::param_groups(*model_, cfg_.weight_decay, cfg_.layer_decay),
@@ -115,16 +97,17 @@ Trainer::Trainer(RunConfig cfg) : cfg_(std::move(cfg)) {
   steps_per_epoch_ = std::max<int64_t>(steps_per_epoch, 1);
   VIMOE_CHECK(steps_per_epoch > 0, "the training set (", data_.train->size(), " images) is smaller than one "
               "optimiser step (", cfg_.batch_size * cfg_.accum_steps, " images)");
-  total_steps_ = steps_per_epoch * cfg_.epochs;
+  total_steps_ = cfg_.iterations > 0 ? cfg_.iterations : steps_per_epoch * cfg_.epochs;
   if (cfg_.max_steps > 0) total_steps_ = std::min(total_steps_, cfg_.max_steps);
   // --max-steps sets the schedule's length too (as a run of that many steps would expect):
   // the cosine reaches --min-lr at the last step either way.
-  const optim::WarmupCosine schedule{cfg_.lr, cfg_.min_lr,
-                                  std::min<int64_t>(total_steps_, static_cast<int64_t>(cfg_.warmup_epochs * steps_per_epoch)),
-                                  total_steps_};
+  const int64_t warmup = cfg_.iterations > 0 ? cfg_.warmup_iters
+                                             : static_cast<int64_t>(cfg_.warmup_epochs * steps_per_epoch);
+  const optim::WarmupCosine schedule{cfg_.lr, cfg_.min_lr, std::min<int64_t>(total_steps_, warmup), total_steps_};
   StepRecipe recipe;
   recipe.accum_steps = cfg_.accum_steps;
   recipe.label_smoothing = cfg_.label_smoothing;
+  if (data_.train->dense_labels()) recipe.ignore_index = data_.train->ignore_index();
   recipe.clip_grad = cfg_.clip_grad;
   recipe.autocast = autocast_;
   if (superclasses_) {
@@ -162,6 +145,46 @@ static std::string router_note(const EvalResult& r) {
   return s;
 }
 
+EvalResult Trainer::validate(bool progress) {
+  if (cfg_.segmentation())
+    return evaluate_segmentation(*model_, *val_loader_, device_, progress, autocast_,
+                                 seg_inference(cfg_, model_->input()));
+  return evaluate(*model_, *val_loader_, device_, progress, autocast_, group_of());
+}
+
+void Trainer::report_validation(const EvalResult& r, bool final_eval) {
+  warn_unreadable(r.skipped, "validation");
+  const auto val_skipped = static_cast<int64_t>(r.skipped.size());
+  // "epoch" in validation records counts completed epochs.
+  const data::LoaderPosition p = train_loader_->position();
+  const int64_t epochs = p.epoch + (p.batch == train_loader_->batches_per_epoch() ? 1 : 0);
+  nlohmann::json record = {{"step", step_}, {"epoch", epochs}, {"val_loss", r.loss},
+                           {"skipped_train_images", epoch_skipped_}, {"skipped_val_images", val_skipped}};
+  char scores[160];
+  if (r.pixels) {
+    const models::SegmentationMetrics m = models::segmentation_metrics(*r.pixels);
+    std::snprintf(scores, sizeof scores, "mIoU %.2f%%  mAcc %.2f%%  aAcc %.2f%%", 100 * m.miou,
+                  100 * m.mean_accuracy, 100 * m.pixel_accuracy);
+    record["val_miou"] = m.miou;
+    record["val_macc"] = m.mean_accuracy;
+    record["val_aacc"] = m.pixel_accuracy;
+  } else {
+    std::snprintf(scores, sizeof scores, "top-1 %.2f%%  top-5 %.2f%%", 100 * r.top1, 100 * r.top5);
+    record["val_top1"] = r.top1;
+    record["val_top5"] = r.top5;
+  }
+  if (final_eval)
+    std::fprintf(stderr, "final validation: loss %.4f  %s%s on %lld images%s\n", r.loss, scores,
+                 router_note(r).c_str(), static_cast<long long>(r.images),
+                 skipped_note(epoch_skipped_, val_skipped).c_str());
+  else
+    std::fprintf(stderr, "%s  validation: loss %.4f  %s%s%s\n", ::isatty(::fileno(stderr)) ? "\n" : "", r.loss,
+                 scores, router_note(r).c_str(), skipped_note(epoch_skipped_, val_skipped).c_str());
+  if (r.router_accuracy >= 0) record["val_router_accuracy"] = r.router_accuracy;
+  if (final_eval) record["final"] = true;
+  log_metrics(record);
+}
+
 void Trainer::print_progress(double loss, double aux, const std::vector<double>& dropped, double router_accuracy,
                              double images_per_s, bool final_line) {
   static const bool tty = ::isatty(::fileno(stderr));
@@ -181,10 +204,14 @@ void Trainer::print_progress(double loss, double aux, const std::vector<double>&
     const size_t used = std::strlen(drop);
     std::snprintf(drop + used, sizeof drop - used, "  router %.1f%%", 100.0 * router_accuracy);
   }
+  // An iteration-based schedule has no epoch count to show.
+  char epoch[48] = "";
+  if (cfg_.iterations == 0)
+    std::snprintf(epoch, sizeof epoch, "epoch %lld/%lld  ", static_cast<long long>(std::min(step_ / steps_per_epoch_ + 1, cfg_.epochs)),
+                  static_cast<long long>(cfg_.epochs));
   char line[256];
   std::snprintf(line, sizeof line,
-                "epoch %lld/%lld  step %lld/%lld  loss %.4f  aux %.4f%s  lr %.2e  %.0f img/s  ETA %lldm%02llds",
-                static_cast<long long>(std::min(step_ / steps_per_epoch_ + 1, cfg_.epochs)), static_cast<long long>(cfg_.epochs),
+                "%sstep %lld/%lld  loss %.4f  aux %.4f%s  lr %.2e  %.0f img/s  ETA %lldm%02llds", epoch,
                 static_cast<long long>(step_), static_cast<long long>(total_steps_), loss, aux, drop, optimizer_->lr(),
                 images_per_s, static_cast<long long>(eta / 60), static_cast<long long>(eta % 60));
   if (tty) std::fprintf(stderr, "\r%-110s%s", line, final_line ? "\n" : "");
@@ -257,7 +284,9 @@ int Trainer::run() {
     } else {
       bad_steps = 0;
     }
+    // Validation at epoch ends (epoch schedules without --val-every) or every --val-every steps.
     const bool epoch_end = completed_epochs() > epochs_done;
+    const bool validate_now = cfg_.val_every > 0 ? step_ % cfg_.val_every == 0 : epoch_end && cfg_.iterations == 0;
     if (step_ % cfg_.log_every == 0 || step_ == total_steps_) {
       const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
       const double ips = secs > 0 ? static_cast<double>(logged_images) / secs : 0;
@@ -293,20 +322,9 @@ int Trainer::run() {
                    sig == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)", last.c_str(), last.c_str());
       return 128 + sig;
     }
-    if (epoch_end && step_ < total_steps_) {
-      epochs_done = completed_epochs();
-      const EvalResult r = evaluate(*model_, *val_loader_, device_, false, autocast_, group_of());
-      warn_unreadable(r.skipped, "validation");
-      const auto val_skipped = static_cast<int64_t>(r.skipped.size());
-      std::fprintf(stderr, "%s  validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s%s\n",
-                   ::isatty(::fileno(stderr)) ? "\n" : "", r.loss, 100 * r.top1, 100 * r.top5,
-                   router_note(r).c_str(), skipped_note(epoch_skipped_, val_skipped).c_str());
-      nlohmann::json record = {{"step", step_},       {"epoch", epochs_done},
-                               {"val_loss", r.loss},  {"val_top1", r.top1},
-                               {"val_top5", r.top5},  {"skipped_train_images", epoch_skipped_},
-                               {"skipped_val_images", val_skipped}};
-      if (r.router_accuracy >= 0) record["val_router_accuracy"] = r.router_accuracy;
-      log_metrics(record);
+    if (epoch_end) epochs_done = completed_epochs();
+    if (validate_now && step_ < total_steps_) {
+      report_validation(validate(false), false);
       epoch_skipped_ = 0;
       save_checkpoint(last);
       window_start = Clock::now();
@@ -323,23 +341,7 @@ int Trainer::run() {
     std::printf("%s\n", final_path.c_str());
     return 0;
   }
-  const EvalResult r = evaluate(*model_, *val_loader_, device_, true, autocast_, group_of());
-  warn_unreadable(r.skipped, "validation");
-  const auto val_skipped = static_cast<int64_t>(r.skipped.size());
-  std::fprintf(stderr, "final validation: loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s on %lld images%s\n", r.loss,
-               100 * r.top1, 100 * r.top5, router_note(r).c_str(), static_cast<long long>(r.images),
-               skipped_note(epoch_skipped_, val_skipped).c_str());
-  // "epoch" in validation records counts completed epochs, as in the per-epoch ones above.
-  nlohmann::json record = {{"step", step_},
-                           {"epoch", completed_epochs()},
-                           {"val_loss", r.loss},
-                           {"val_top1", r.top1},
-                           {"val_top5", r.top5},
-                           {"skipped_train_images", epoch_skipped_},
-                           {"skipped_val_images", val_skipped},
-                           {"final", true}};
-  if (r.router_accuracy >= 0) record["val_router_accuracy"] = r.router_accuracy;
-  log_metrics(record);
+  report_validation(validate(true), true);
   std::printf("%s\n", final_path.c_str());
   return 0;
 }

@@ -42,6 +42,9 @@ class Trainer {
 
  private:
   void log_metrics(const nlohmann::json& record);
+  // The validation set evaluated for the run's task, and its line and metrics record.
+  EvalResult validate(bool progress);
+  void report_validation(const EvalResult& r, bool final_eval);
   // Means since the last line; `dropped`: per capacity-limited MoE layer (empty: dropless).
   // `router_accuracy` < 0: no super-classes.
   void print_progress(double loss, double aux, const std::vector<double>& dropped, double router_accuracy,
