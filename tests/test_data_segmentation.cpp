@@ -15,6 +15,7 @@
 using namespace vimoe;
 using namespace vimoe::data;
 namespace fs = std::filesystem;
+using vimoe::testing::error_of;
 using vimoe::testing::TempDir;
 
 namespace {
@@ -79,15 +80,6 @@ std::vector<uint8_t> png_bytes(int w, int h, int depth, int colour, uint8_t valu
   put_chunk(out, "IDAT", z);
   put_chunk(out, "IEND", {});
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 bool throws_unreadable(const std::function<void()>& f) {

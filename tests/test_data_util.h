@@ -6,8 +6,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "engine/error.h"
 
 namespace vimoe::testing {
 
@@ -53,6 +56,16 @@ inline std::vector<uint8_t> pattern_bytes(size_t n, uint32_t seed) {
     b = static_cast<uint8_t>(s >> 24);
   }
   return v;
+}
+
+// What f throws as a vimoe::Error ("" when it throws nothing).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const vimoe::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace vimoe::testing

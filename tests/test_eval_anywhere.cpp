@@ -64,9 +64,11 @@ TEST(EvalAnywhere, StoredPathsAreAbsoluteAndMovedDataIsGivenOnTheCommandLine) {
   std::vector<std::string> fields;
   std::stringstream row(last_row);
   for (std::string f; std::getline(row, f, ',');) fields.push_back(f);
-  ASSERT_EQ(fields.size(), 7u) << last_row;  // step, loss_avg, aux_loss, lr, val_loss, val_top1, val_top5
+  // step, loss_avg, aux_loss, lr, val_loss, val_top1, val_top5, val_miou, val_aacc
+  ASSERT_EQ(fields.size(), 9u) << last_row;
   EXPECT_EQ(fields[0], "2") << last_row;
-  EXPECT_FALSE(fields[5].empty()) << last_row;
+  EXPECT_NE(fields[5], "nan") << last_row;
+  EXPECT_EQ(fields[7], "nan") << last_row << ": a classification run has no mIoU";
 
   // The data moved: the error names where it was looked for and the options; the options work.
   fs::rename(dir / "project/data", dir / "moved");

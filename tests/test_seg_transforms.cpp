@@ -12,20 +12,13 @@
 
 #include "data/loader.h"
 #include "data/seg_transforms.h"
+#include "tests/test_data_util.h"
 
 using namespace vimoe;
 using namespace vimoe::data;
+using vimoe::testing::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 void expect_has(const std::string& msg, std::initializer_list<std::string> parts) {
   ASSERT_FALSE(msg.empty()) << "expected an error";

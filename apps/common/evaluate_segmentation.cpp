@@ -56,6 +56,9 @@ EvalResult evaluate_segmentation(models::ImageModel& model, data::Loader& loader
   const bool tty = ::isatty(::fileno(stderr));
   loader.seek(loader.position().epoch, 0);
   int64_t done = 0;
+  // The images kept for maps and overlays are spread over the set (consecutive frames of a
+  // video, as CamVid's, would look alike): every stride-th in loader order.
+  const int64_t stride = std::max<int64_t>(1, dataset.size() / kRoutedImages);
   while (std::optional<data::Batch> b = loader.next()) {
     r.skipped.insert(r.skipped.end(), b->skipped.begin(), b->skipped.end());
     VIMOE_CHECK(b->masks.defined(), "evaluate_segmentation: the loader's batches carry no label maps");
@@ -69,6 +72,7 @@ EvalResult evaluate_segmentation(models::ImageModel& model, data::Loader& loader
     std::vector<std::vector<std::vector<int32_t>>> per_image;
     const bool whole = !how.slide;
     const int64_t first_mapped = static_cast<int64_t>(r.routed_images.size());
+    std::vector<int64_t> kept;  // batch positions of the images kept for the maps and overlays
     auto on_window = [&](const models::ModelOutput& out, const models::Window& win) {
       if (r.routing_counts.empty() && !out.routing.empty()) {
         r.moe_blocks = out.moe_blocks;
@@ -100,8 +104,9 @@ EvalResult evaluate_segmentation(models::ImageModel& model, data::Loader& loader
                                                                 grid.cell, classes, ignore);
           for (int64_t p = 0; p < grid.height * grid.width; ++p)
             if (pc[p] >= 0) ++r.routing_counts[l][pc[p]][ids[(i * rows + grid.first + p) * k]];
-          const int64_t m = first_mapped + i;
-          if (whole && m < kRoutedImages && m < static_cast<int64_t>(r.routed_images.size())) {
+          const auto at = std::find(kept.begin(), kept.end(), i);
+          const int64_t m = first_mapped + (at - kept.begin());
+          if (whole && at != kept.end()) {
             std::vector<int32_t> top(static_cast<size_t>(grid.height * grid.width));
             for (int64_t p = 0; p < grid.height * grid.width; ++p) top[p] = ids[(i * rows + grid.first + p) * k];
             EvalResult::RoutedImage& routed = r.routed_images[m];
@@ -115,6 +120,8 @@ EvalResult evaluate_segmentation(models::ImageModel& model, data::Loader& loader
     // The images kept for the maps and overlays, before the forward fills their routing.
     const size_t first_segmented = r.segmented.size();
     for (int64_t i = 0; i < B && static_cast<int64_t>(r.segmented.size()) < kRoutedImages; ++i) {
+      if ((done + static_cast<int64_t>(b->skipped.size()) + i) % stride != 0) continue;
+      kept.push_back(i);
       const Tensor image = b->images.select(0, i).to(DType::F32).cpu().contiguous();
       r.segmented.push_back({image, h, w, label[i], {}});
       if (whole) r.routed_images.push_back({image, dominant_class(label[i], classes, ignore), {}});
@@ -132,7 +139,7 @@ EvalResult evaluate_segmentation(models::ImageModel& model, data::Loader& loader
     const std::vector<int64_t> predicted = argmax(logits, 1).to_vector<int64_t>();
     r.pixels->add(predicted, masks, ignore);
     for (size_t s = first_segmented; s < r.segmented.size(); ++s) {
-      const auto i = static_cast<int64_t>(s - first_segmented);
+      const int64_t i = kept[s - first_segmented];
       r.segmented[s].prediction.assign(predicted.begin() + i * h * w, predicted.begin() + (i + 1) * h * w);
     }
     for (size_t l = 0; l < per_image.size(); ++l)
