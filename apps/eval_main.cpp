@@ -172,6 +172,13 @@ int run_command(RunOptions o) {
   if (summary.contains("routing_degree"))
     std::printf("routing degree C(N,k)^L = %.0f; distinct expert paths taken by the images: %lld\n",
                 summary["routing_degree"].get<double>(), static_cast<long long>(summary["distinct_paths_used"]));
+  if (!summary["moe_layers"].empty()) {
+    std::printf("routing specialisation (normalised mutual information of class and expert) per MoE layer:");
+    for (const auto& l : summary["moe_layers"])
+      if (l["class_expert_nmi"].is_null()) std::printf("  block %d n/a", l["block"].get<int>());
+      else std::printf("  block %d %.3f", l["block"].get<int>(), l["class_expert_nmi"].get<double>());
+    std::printf("\n");
+  }
   std::printf("results in %s:\n", o.out.c_str());
   for (const auto& f : summary["files"]) std::printf("  %s\n", (fs::path(o.out) / f.get<std::string>()).c_str());
   return 0;

@@ -1,5 +1,6 @@
 #include "models/routing_analysis.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -90,6 +91,38 @@ std::vector<std::vector<double>> rows_per_expert_cdf(const ImageExpertCounts& c,
     }
   }
   return cdf;
+}
+
+double class_expert_nmi(const std::vector<std::vector<int64_t>>& counts) {
+  const size_t classes = counts.size(), experts = classes ? counts[0].size() : 0;
+  std::vector<double> pc(classes, 0), pe(experts, 0);
+  double total = 0;
+  for (size_t c = 0; c < classes; ++c) {
+    VIMOE_CHECK(counts[c].size() == experts, "class_expert_nmi: class ", c, " has ", counts[c].size(),
+                " expert counts, class 0 has ", experts);
+    for (size_t e = 0; e < experts; ++e) {
+      VIMOE_CHECK(counts[c][e] >= 0, "class_expert_nmi: a negative count (", counts[c][e], ") at class ", c,
+                  ", expert ", e);
+      pc[c] += static_cast<double>(counts[c][e]);
+      pe[e] += static_cast<double>(counts[c][e]);
+    }
+    total += pc[c];
+  }
+  if (total == 0) return std::numeric_limits<double>::quiet_NaN();
+  auto entropy = [total](const std::vector<double>& n) {
+    double h = 0;
+    for (double v : n)
+      if (v > 0) h -= v / total * std::log(v / total);
+    return h;
+  };
+  double mi = 0;
+  for (size_t c = 0; c < classes; ++c)
+    for (size_t e = 0; e < experts; ++e)
+      if (const double n = static_cast<double>(counts[c][e]); n > 0)
+        mi += n / total * std::log(n * total / (pc[c] * pe[e]));
+  const double norm = (entropy(pc) + entropy(pe)) / 2;
+  // Rounding can leave a hair below 0 for independent tables.
+  return norm > 0 ? std::max(0.0, mi / norm) : 0.0;
 }
 
 }  // namespace vimoe::models

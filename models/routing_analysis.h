@@ -52,4 +52,16 @@ double activated_params_at(const ModelSize& size, int64_t experts, double routed
 // max_rows is the rows one image has).
 std::vector<std::vector<double>> rows_per_expert_cdf(const ImageExpertCounts& c, int64_t max_rows);
 
+// How much a layer's routing tells the classes apart: the normalised mutual information
+// between the class of a routed row and its expert, over a [classes x experts] table of
+// decision counts (EvalResult::routing_counts):
+//   NMI = I(C; E) / ((H(C) + H(E)) / 2)
+// (natural logs; the arithmetic normalisation, scikit-learn's default). 0 when routing is
+// independent of the class, and also when every row goes to one expert (H(E) = 0: a
+// collapsed layer specialises nothing, where a purity would score it 1); 1 when experts and
+// classes are in one-to-one correspondence. With fewer experts than classes a perfect
+// partition of the classes scores 2 H(E) / (H(C) + H(E)) < 1, so values compare layers of one
+// model (or models of one N and dataset), not N against N. NaN for a table without counts.
+double class_expert_nmi(const std::vector<std::vector<int64_t>>& class_expert_counts);
+
 }  // namespace vimoe::models

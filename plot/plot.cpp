@@ -848,6 +848,11 @@ Frame layout_lines(const char* who, const std::vector<Series>& series, const std
   f.bottom = o.height - 1 - kPad - (x_label.empty() ? 0 : line + 10) - line - 10;
   VIMOE_CHECK(f.bottom - f.top >= 80, who, ": a ", o.width, " x ", o.height,
               " image leaves no room for the plot");
+  for (double v : {o.y_include_lo, o.y_include_hi})
+    if (std::isfinite(v)) {
+      ylo = std::min(ylo, v);
+      yhi = std::max(yhi, v);
+    }
   f.y = nice_ticks(ylo, yhi, std::clamp((f.bottom - f.top) / 60, 2, 8));
   int ytick_w = 0;
   for (double v : f.y.values) ytick_w = std::max(ytick_w, text_width(format_tick(v, f.y.step), S));
@@ -862,6 +867,17 @@ Frame layout_lines(const char* who, const std::vector<Series>& series, const std
     for (double v : f.x.values) widest = std::max(widest, text_width(format_tick(v, f.x.step), S));
     const double spacing = (f.right - f.left) / std::max<double>(1, f.x.values.size() - 1);
     if (spacing >= widest + 16 || intervals == 1) break;
+  }
+  if (o.integer_x && f.x.step < 1) {
+    // Whole numbers one apart; a single x sits between its two neighbours.
+    Ticks t;
+    t.step = 1;
+    const double widen = xlo == xhi ? 1 : 0;
+    const double lo = std::floor(xlo) - widen, hi = std::ceil(xhi) + widen;
+    for (double v = lo; v <= hi; ++v) t.values.push_back(v == 0 ? 0.0 : v);
+    t.lo = t.values.front();
+    t.hi = t.values.back();
+    f.x = t;
   }
   return f;
 }

@@ -183,6 +183,11 @@ struct LineChartOptions {
   // Mark every point with a dot when a series has at most this many finite points (short
   // per-epoch curves); isolated points between gaps are always marked.
   size_t markers_up_to = 40;
+  // x is a count or an index (MoE layers, block numbers): ticks only at whole numbers.
+  bool integer_x = false;
+  // Values the y range covers besides the data's (a score's natural [0, 1]); NaN: none.
+  double y_include_lo = std::numeric_limits<double>::quiet_NaN();
+  double y_include_hi = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Lines through each series' points in order, with gaps where x or y is NaN or infinite;

@@ -14,7 +14,7 @@ else
 fi
 echo "== building (CUDA $cuda)"
 cmake -S . -B build-demo -G Ninja -DCMAKE_BUILD_TYPE=Release -DVIMOE_ENABLE_CUDA=$cuda -DBUILD_TESTING=OFF >/dev/null
-cmake --build build-demo -j "$(nproc)" --target vimoe-train vimoe-eval
+cmake --build build-demo -j "$(nproc)" --target vimoe-train vimoe-eval vimoe-study
 
 out="runs/demo-$(date +%Y%m%d-%H%M%S)"
 echo "== training on $device into $out"

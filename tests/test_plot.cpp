@@ -579,6 +579,22 @@ TEST(PlotBar, BadInputThrows) {
 // Line chart
 // ---------------------------------------------------------------------------------------
 
+TEST(PlotLine, IntegerXTicksAndAnIncludedYRange) {
+  // Two MoE layer counts: nice ticks would be 1, 1.2, ..., 2; counts take whole numbers only.
+  const Series s{"ViMoE", {1, 2}, {0.31, 0.35}};
+  expect_ticks(line_chart_layout({s}, "t", "MoE layers", "NMI").x, {1, 1.2, 1.4, 1.6, 1.8, 2}, 0.2);
+  LineChartOptions o;
+  o.integer_x = true;
+  o.y_include_lo = 0;
+  o.y_include_hi = 1;
+  const Frame f = line_chart_layout({s}, "t", "MoE layers", "NMI", o);
+  expect_ticks(f.x, {1, 2}, 1);
+  EXPECT_EQ(f.y.lo, 0);
+  EXPECT_EQ(f.y.hi, 1);
+  // A single x widens to two whole numbers.
+  expect_ticks(line_chart_layout({Series{"one", {3}, {0.5}}}, "t", "x", "y", o).x, {2, 3, 4}, 1);
+}
+
 TEST(PlotLine, PointsLandAtTheirPixelsAndGapsStayEmpty) {
   TempDir dir;
   const Series acc{"accuracy", {0, 2, 4, 6, 8, 10}, {0.0, 0.2, NAN, 0.6, 0.8, 1.0}};

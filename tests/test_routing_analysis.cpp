@@ -122,3 +122,22 @@ TEST(RoutingAnalysis, MobileVMoESizeGrid) {
       EXPECT_LT(moe, dense * 1.001) << depth << "x" << width << ": top-1 runs one expert, as the dense MLP";
     }
 }
+
+TEST(RoutingAnalysis, ClassExpertNmiOnHandComputedTables) {
+  // Two classes, two experts: class 0 always to expert 0, class 1 split evenly. p(c) = (1/2, 1/2),
+  // p(e) = (3/4, 1/4); I = 1/2 ln(4/3) + 1/4 ln(2/3) + 1/4 ln 2, H(C) = ln 2,
+  // H(E) = -(3/4 ln 3/4 + 1/4 ln 1/4).
+  const double mi = 0.5 * std::log(4.0 / 3) + 0.25 * std::log(2.0 / 3) + 0.25 * std::log(2.0);
+  const double hc = std::log(2.0), he = -(0.75 * std::log(0.75) + 0.25 * std::log(0.25));
+  EXPECT_NEAR(class_expert_nmi({{2, 0}, {1, 1}}), mi / ((hc + he) / 2), 1e-12);
+  // One-to-one (any permutation of the experts): 1. Independent of the class: 0.
+  EXPECT_NEAR(class_expert_nmi({{0, 5, 0}, {0, 0, 7}, {3, 0, 0}}), 1.0, 1e-12);
+  EXPECT_NEAR(class_expert_nmi({{2, 4}, {1, 2}, {3, 6}}), 0.0, 1e-12);
+  // A collapsed layer (every row to one expert) specialises nothing, whatever the classes.
+  EXPECT_EQ(class_expert_nmi({{4, 0}, {9, 0}}), 0.0);
+  // Four classes paired onto two experts: I = H(E) = ln 2, H(C) = ln 4, so 2 ln 2 / (ln 4 + ln 2) = 2/3.
+  EXPECT_NEAR(class_expert_nmi({{5, 0}, {5, 0}, {0, 5}, {0, 5}}), 2.0 / 3, 1e-12);
+  EXPECT_TRUE(std::isnan(class_expert_nmi({{0, 0}, {0, 0}})));
+  EXPECT_TRUE(std::isnan(class_expert_nmi({})));
+  EXPECT_THROW(class_expert_nmi({{1, 2}, {3}}), Error);
+}

@@ -134,7 +134,10 @@ nlohmann::json write_eval_report(const EvalResult& r, const std::vector<std::str
     bopts.x_label = "expert";
     plot::bar_chart_png(path("expert_load_block" + block + ".png"), load, expert_names,
                         "Block " + block + ": expert load (top-1 decisions)", "fraction", bopts);
-    layers.push_back({{"block", r.moe_blocks[l]}, {"load", load}});
+    // NaN (no decisions) is stored as null.
+    const double nmi = models::class_expert_nmi(counts);
+    layers.push_back({{"block", r.moe_blocks[l]}, {"load", load},
+                      {"class_expert_nmi", std::isfinite(nmi) ? nlohmann::json(nmi) : nlohmann::json()}});
   }
   const nlohmann::json analyses = write_routing_analyses(r, classes, model, out_dir, files);
   for (size_t l = 0; l < analyses["layers"].size(); ++l)
