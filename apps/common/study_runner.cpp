@@ -229,6 +229,8 @@ class StudyRunner {
       const fs::path dir = out_ / c.name;
       const nlohmann::json status = read_status(dir);
       std::string state = is_done(dir, status) ? "done" : status.value("state", "pending");
+      // This process holds the lock, so no study runs the cell now: it was killed mid-run.
+      if (state == "running") state = "interrupted (its study was killed)";
       if (state != "done" && fs::exists(dir / "last.safetensors")) state += " (has a checkpoint: resumes)";
       std::printf("  %-40s %s\n", c.name.c_str(), state.c_str());
     }
