@@ -10,6 +10,7 @@
 #include "models/segmentation.h"
 #include "models/vit.h"
 #include "tests/test_util.h"
+#include "tests/tiny_vimoe.h"
 
 using namespace vimoe;
 using namespace vimoe::models;
@@ -19,16 +20,8 @@ using vimoe::testing::uniform;
 namespace {
 
 ViTConfig seg_vit(int64_t classes = 3) {
-  ViTConfig v;
-  v.image_size = 8;
-  v.patch_size = 4;
-  v.in_channels = 2;
-  v.width = 8;
-  v.depth = 2;
-  v.heads = 2;
-  v.mlp_hidden = 12;
-  v.pos_grid = 2;
-  v.num_classes = classes;
+  ViTConfig v = vimoe::testing::tiny_vit(classes);
+  v.layer_scale_init = ViTConfig{}.layer_scale_init;
   v.head_input = HeadInput::Patches;
   return v;
 }

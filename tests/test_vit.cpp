@@ -5,6 +5,7 @@
 
 #include "models/vit.h"
 #include "tests/test_util.h"
+#include "tests/tiny_vimoe.h"
 
 using namespace vimoe;
 using namespace vimoe::models;
@@ -13,20 +14,7 @@ using vimoe::testing::uniform;
 
 namespace {
 
-ViTConfig tiny(int64_t classes = 5) {
-  ViTConfig v;
-  v.image_size = 8;
-  v.patch_size = 4;
-  v.in_channels = 2;
-  v.width = 8;
-  v.depth = 2;
-  v.heads = 2;
-  v.mlp_hidden = 12;
-  v.pos_grid = 2;
-  v.num_classes = classes;
-  v.layer_scale_init = 0.5;
-  return v;
-}
+ViTConfig tiny(int64_t classes = 5) { return vimoe::testing::tiny_vit(classes); }
 
 MoEConfig moe(RoutingLevel level, bool shared, int64_t experts = 3, int64_t k = 1) {
   MoEConfig m;

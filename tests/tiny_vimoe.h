@@ -12,6 +12,23 @@
 
 namespace vimoe::testing {
 
+// The smallest dense ViT the model tests build by hand: 8x8 two-channel images in 4x4 patches
+// (a 2x2 grid), width 8 in 2 heads, 2 blocks, LayerScale 0.5.
+inline models::ViTConfig tiny_vit(int64_t classes) {
+  models::ViTConfig v;
+  v.image_size = 8;
+  v.patch_size = 4;
+  v.in_channels = 2;
+  v.width = 8;
+  v.depth = 2;
+  v.heads = 2;
+  v.mlp_hidden = 12;
+  v.pos_grid = 2;
+  v.num_classes = classes;
+  v.layer_scale_init = 0.5;
+  return v;
+}
+
 // 16x16 RGB images in 4x4 patches, width 128 in 2 heads of 64 (the CUDA attention kernel's
 // head dim), 4 register tokens, 2 blocks; block 1 routes to 4 experts plus a shared expert
 // (top-1 for images, top-2 for tokens).

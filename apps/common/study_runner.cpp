@@ -316,13 +316,13 @@ class StudyRunner {
       }
     }
     write_status(dir, status);
+    // From before the header: the echo skips it, and a failure's reason is searched from here.
     job.log_start = job.log_read = log_size(dir / "train.log");
     append_header(dir / "train.log", attempts, args);
-    job.log_read = job.log_start;
     const std::vector<std::string> env = child_env(job);
     job.pid = spawn(args, env, dir / "train.log");
     ++started_;
-    std::fprintf(stderr, "[%zu/%zu] %s: %s%s\n", cell_number(cell), cells_.size(), c.name.c_str(), what.c_str(),
+    std::fprintf(stderr, "[%zu/%zu] %s: %s%s\n", cell + 1, cells_.size(), c.name.c_str(), what.c_str(),
                  job.slot_env.empty() ? "" : (" on GPU " + job.slot_env).c_str());
     jobs_.push_back(std::move(job));
   }
@@ -359,8 +359,6 @@ class StudyRunner {
     for (const std::string& a : args) out << " " << a;
     out << "\n";
   }
-
-  size_t cell_number(size_t cell) const { return cell + 1; }
 
   // Echoes what the job's program wrote since the last look, a line at a time, prefixed with the cell.
   void echo(Job& job) {
@@ -452,14 +450,14 @@ class StudyRunner {
       } catch (const std::exception&) {
       }
       write_status(dir, status);
-      std::fprintf(stderr, "[%zu/%zu] %s: done in %s%s; %zu of %zu cells done, %zu failed; %s\n", cell_number(job.cell),
+      std::fprintf(stderr, "[%zu/%zu] %s: done in %s%s; %zu of %zu cells done, %zu failed; %s\n", job.cell + 1,
                    cells_.size(), c.name.c_str(), duration_text(status["seconds"].get<double>()).c_str(),
                    score.c_str(), done_, cells_.size(), failed_, eta().c_str());
     } else if (signalled_stop) {
       status["state"] = "interrupted";
       write_status(dir, status);
       std::fprintf(stderr, "[%zu/%zu] %s: interrupted (its checkpoint is kept; a rerun resumes it)\n",
-                   cell_number(job.cell), cells_.size(), c.name.c_str());
+                   job.cell + 1, cells_.size(), c.name.c_str());
     } else {
       const fs::path log = dir / "train.log";
       std::string reason = failure_reason(log, job.log_start);
@@ -471,7 +469,7 @@ class StudyRunner {
       status["error"] = (job.stage == Job::Train ? "vimoe-train: " : "vimoe-eval: ") + reason;
       write_status(dir, status);
       ++failed_;
-      std::fprintf(stderr, "[%zu/%zu] %s: FAILED (%s); see %s. The study goes on.\n", cell_number(job.cell),
+      std::fprintf(stderr, "[%zu/%zu] %s: FAILED (%s); see %s. The study goes on.\n", job.cell + 1,
                    cells_.size(), c.name.c_str(), status["error"].get<std::string>().c_str(), log.c_str());
     }
   }

@@ -12,6 +12,7 @@
 
 #include "apps/common/config_file.h"
 #include "engine/error.h"
+#include "plot/plot.h"
 
 namespace vimoe::app {
 
@@ -35,18 +36,11 @@ std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const 
   return out;
 }
 
-// Shortest decimal text that reads back as `v`, always with a fraction or exponent so TOML
-// keeps it a float.
+// A float as TOML text: the shortest that reads back as `v`, with a fraction or exponent so
+// TOML keeps it a float (2.0, not 2).
 std::string float_text(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[40];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  std::string s = buf;
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  std::string s = plot::csv_number(v);
+  if (std::isfinite(v) && s.find_first_of(".e") == std::string::npos) s += ".0";
   return s;
 }
 
